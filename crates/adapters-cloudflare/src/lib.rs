@@ -1,0 +1,1 @@
+//! Cloudflare sources for cflogs. Filled in by the Cloudflare source issue.

@@ -1,0 +1,1 @@
+//! PostgreSQL adapters for cflogs. Filled in by the PostgreSQL issue.

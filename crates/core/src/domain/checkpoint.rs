@@ -1,0 +1,134 @@
+//! A stream's progress, as the checkpoint store keeps it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Digest, Epoch, EventId, Manifest, StreamId, Timestamp, window::rfc3339_nanos};
+use crate::error::{Error, Result};
+
+/// An id committed recently, with its time: the pipeline drops it when a later window (which
+/// overlaps by the lookback) returns it again.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecentId {
+    /// The time it is kept by: its `occurred_at`, or for a quarantined record without one, the
+    /// end of the window it was read in (later than its true time).
+    #[serde(with = "rfc3339_nanos")]
+    pub at: Timestamp,
+    /// The id.
+    pub id: EventId,
+}
+
+/// The `(seq, epoch)` a compare-and-set commit expects to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommitGuard {
+    /// Committed batches so far.
+    pub seq: u64,
+    /// Epoch of the lease holder.
+    pub epoch: Epoch,
+}
+
+/// Progress of one stream.
+///
+/// Invariant: every source event with `occurred_at < watermark - lookback` is committed, and
+/// `recent` holds the ids of committed events (and quarantined records) with a time at or after
+/// `watermark - lookback`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The stream.
+    pub stream: StreamId,
+    /// Number of committed batches (0 = none).
+    pub seq: u64,
+    /// Fencing token of the lease holder.
+    pub epoch: Epoch,
+    /// See the invariant above. Kept to the nanosecond: a store that rounds it breaks
+    /// deduplication at the window's edge.
+    #[serde(with = "rfc3339_nanos")]
+    pub watermark: Timestamp,
+    /// Committed ids at or after `watermark - lookback`, sorted.
+    pub recent: Vec<RecentId>,
+    /// Hash of the last committed manifest ([`Digest::GENESIS`] before the first).
+    pub chain_head: Digest,
+    /// The last committed manifest while it is not yet published.
+    pub pending: Option<Manifest>,
+}
+
+impl Checkpoint {
+    /// A stream's first checkpoint: nothing committed, no lease, starting at `watermark`.
+    pub fn genesis(stream: StreamId, watermark: Timestamp) -> Self {
+        Self {
+            stream,
+            seq: 0,
+            epoch: Epoch::NONE,
+            watermark,
+            recent: Vec::new(),
+            chain_head: Digest::GENESIS,
+            pending: None,
+        }
+    }
+
+    /// The guard a commit replacing this checkpoint must carry.
+    pub fn guard(&self) -> CommitGuard {
+        CommitGuard {
+            seq: self.seq,
+            epoch: self.epoch,
+        }
+    }
+
+    /// The checkpoint as one JSON document, for stores that keep it whole.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|e| unreachable!("checkpoint serialization: {e}"))
+    }
+
+    /// Parses [`Checkpoint::to_json`] output.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the document is not a checkpoint.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| Error::invalid("checkpoint", e.to_string()))
+    }
+
+    /// Checks what a commit replacing `self` by `next` must satisfy, whatever the store:
+    /// same stream, same epoch, `seq` unchanged (watermark-only commit) or plus one, `watermark`
+    /// not decreasing, and a new batch carrying its manifest as `pending`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the broken rule.
+    pub fn check_successor(&self, next: &Checkpoint) -> Result<()> {
+        let rule = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::invalid("checkpoint commit", what.to_owned()))
+            }
+        };
+        rule(next.stream == self.stream, "stream changed")?;
+        rule(next.epoch == self.epoch, "epoch changed")?;
+        rule(
+            next.seq == self.seq || next.seq == self.seq + 1,
+            "seq must stay or grow by one",
+        )?;
+        rule(next.watermark >= self.watermark, "watermark decreased")?;
+        if next.seq == self.seq + 1 {
+            let Some(pending) = &next.pending else {
+                return Err(Error::invalid(
+                    "checkpoint commit",
+                    "a new batch must carry its manifest as pending",
+                ));
+            };
+            rule(pending.seq == next.seq, "pending manifest has another seq")?;
+            rule(
+                pending.prev == self.chain_head,
+                "manifest does not link to the chain head",
+            )?;
+            rule(
+                next.chain_head == pending.hash(),
+                "chain head is not the manifest's hash",
+            )?;
+        } else {
+            rule(
+                next.chain_head == self.chain_head,
+                "chain head changed without a batch",
+            )?;
+        }
+        Ok(())
+    }
+}

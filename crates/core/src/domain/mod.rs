@@ -1,0 +1,15 @@
+//! Domain types. Each validates at construction, so a value that exists is a valid one.
+
+mod batch;
+mod checkpoint;
+mod event;
+mod ids;
+mod manifest;
+mod window;
+
+pub use batch::{Batch, BatchLimits, FetchRequest, Fetched};
+pub use checkpoint::{Checkpoint, CommitGuard, RecentId};
+pub use event::{AuditFields, Event, Fields, Quarantined};
+pub use ids::{Dataset, Epoch, EventId, StreamId};
+pub use manifest::{Digest, Manifest, ManifestObject};
+pub use window::{Timestamp, Window, rfc3339_nanos};

@@ -1,0 +1,35 @@
+//! # cflogs-core
+//!
+//! The pure heart of cflogs: domain types, the four ports every adapter implements, and the
+//! exactly-once commit algorithm that moves events from an [`EventSource`] into an
+//! [`AnalyticsSink`] and an [`ArchiveSink`], with progress kept in a [`CheckpointStore`].
+//!
+//! This crate knows no adapter: it depends on no HTTP, SQL, object-store or Parquet crate, so a
+//! Rust service can embed it with its own sinks. Adapter crates (`cflogs-cloudflare`,
+//! `cflogs-postgres`, `cflogs-s3`, …) depend on it, never the other way round.
+//!
+//! The algorithm and the proof sketch of its guarantee are in `docs/architecture.md`; the short
+//! version is in the documentation of [`Pipeline`].
+//!
+//! With the `testing` feature the crate also ships in-memory implementations of every port,
+//! fault-injecting wrappers, and one conformance suite per port that real adapters run against
+//! themselves (see the `testing` module).
+
+pub mod domain;
+mod error;
+pub mod pipeline;
+pub mod ports;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use domain::{
+    AuditFields, Batch, BatchLimits, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Event,
+    EventId, FetchRequest, Fetched, Fields, Manifest, ManifestObject, Quarantined, RecentId,
+    StreamId, Timestamp, Window,
+};
+pub use error::{BoxError, Error, Result};
+pub use pipeline::{CycleOutcome, Pipeline, Policy};
+pub use ports::{
+    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
+    WriteReport,
+};

@@ -1,0 +1,469 @@
+//! The exactly-once commit algorithm (`docs/architecture.md`, `exactly-once.md`), written
+//! against the four ports only.
+
+mod assemble;
+mod policy;
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::domain::{Batch, Checkpoint, Epoch, FetchRequest, RecentId, Timestamp, Window};
+use crate::error::{Error, Result};
+use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
+
+pub use policy::Policy;
+
+/// What one cycle did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CycleOutcome {
+    /// Nothing to read yet: the next window would end before it starts.
+    Idle,
+    /// The window held no new record; only the watermark moved.
+    Advanced {
+        /// The new watermark.
+        watermark: Timestamp,
+        /// Whether more settled time is waiting to be read right now.
+        backlog: bool,
+    },
+    /// A batch was committed and published.
+    Committed {
+        /// Its sequence number.
+        seq: u64,
+        /// New events in it.
+        events: usize,
+        /// New quarantined records in it.
+        quarantined: usize,
+        /// The new watermark.
+        watermark: Timestamp,
+        /// Whether more settled time is waiting to be read right now.
+        backlog: bool,
+    },
+}
+
+impl CycleOutcome {
+    /// Whether the pipeline should run again at once rather than wait for the poll interval.
+    pub fn has_backlog(&self) -> bool {
+        match self {
+            Self::Idle => false,
+            Self::Advanced { backlog, .. } | Self::Committed { backlog, .. } => *backlog,
+        }
+    }
+}
+
+/// Where this instance stands with its stream's lease.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per pipeline")]
+enum Lease {
+    /// Not acquired yet.
+    None,
+    /// Held, and this is the stored checkpoint as of the last successful call.
+    Held(Checkpoint),
+    /// Held as `epoch`, but a call failed: reload before trusting anything.
+    Stale(Epoch),
+    /// Another instance took the stream; this one must stop.
+    Fenced,
+}
+
+/// Moves one stream's events from an [`EventSource`] into an [`AnalyticsSink`] and an
+/// [`ArchiveSink`], exactly once, with progress in a [`CheckpointStore`].
+///
+/// One cycle ([`Pipeline::run_once`]):
+/// 0. lease: the first cycle acquires a new epoch, fencing older instances;
+/// 1. recover: publish a pending manifest left by a crash, then clear it;
+/// 2. plan `[watermark - lookback, min(now - settle_delay, from + max_span))`;
+/// 3. fetch, drop ids committed recently and duplicates, cut to the batch caps without
+///    splitting a timestamp;
+/// 4. write to analytics (idempotent);
+/// 5. stage the archive objects under keys carrying the epoch;
+/// 6. commit the checkpoint (compare-and-set on `(seq, epoch)`) with the manifest as pending;
+/// 7. publish: copy staged objects to final keys, write the manifest, clear pending.
+///
+/// Any failure before 6 leaves nothing committed and the cycle is redone; between 6 and 7 the
+/// next cycle (of this or any instance) publishes the pending manifest; a `Conflict` means
+/// another instance holds the stream and this one stops.
+pub struct Pipeline {
+    source: Arc<dyn EventSource>,
+    store: Arc<dyn CheckpointStore>,
+    analytics: Arc<dyn AnalyticsSink>,
+    archive: Arc<dyn ArchiveSink>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    lease: Lease,
+    cycles: u64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stream", self.source.stream())
+            .field("policy", &self.policy)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Wires a pipeline for the source's stream.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the policy is invalid (see [`Policy::validate`]).
+    pub fn new(
+        source: Arc<dyn EventSource>,
+        store: Arc<dyn CheckpointStore>,
+        analytics: Arc<dyn AnalyticsSink>,
+        archive: Arc<dyn ArchiveSink>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Result<Self> {
+        policy.validate()?;
+        Ok(Self {
+            source,
+            store,
+            analytics,
+            archive,
+            clock,
+            policy,
+            lease: Lease::None,
+            cycles: 0,
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The epoch this instance holds, once it has acquired the lease.
+    pub fn epoch(&self) -> Option<Epoch> {
+        match &self.lease {
+            Lease::Held(cp) => Some(cp.epoch),
+            Lease::Stale(epoch) => Some(*epoch),
+            Lease::None | Lease::Fenced => None,
+        }
+    }
+
+    /// Runs one cycle.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when another instance holds the stream (stop this one);
+    /// [`Error::Transient`] when a retry may succeed (the next call reloads the checkpoint
+    /// first); [`Error::Fatal`] or [`Error::Invalid`] when it cannot.
+    pub async fn run_once(&mut self) -> Result<CycleOutcome> {
+        let checkpoint = self.checkpoint().await?;
+        let epoch = checkpoint.epoch;
+        let result = self.cycle(checkpoint).await;
+        self.cycles += 1;
+        match result {
+            Ok((checkpoint, outcome)) => {
+                self.lease = Lease::Held(checkpoint);
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.lease = if e.is_conflict() {
+                    Lease::Fenced
+                } else {
+                    Lease::Stale(epoch)
+                };
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs cycles until `shutdown` completes, waiting the poll interval when caught up and
+    /// backing off after transient failures. A cycle in flight when `shutdown` completes is
+    /// abandoned, which the algorithm makes safe: whatever it did not commit is redone, and a
+    /// commit it made is published by the next start.
+    ///
+    /// # Errors
+    /// The first error that is not transient: a `Conflict` (another instance took the stream) or
+    /// a fatal one.
+    pub async fn run<F>(mut self, shutdown: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut failures: u32 = 0;
+        loop {
+            let result = tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                result = self.run_once() => result,
+            };
+            let pause = match result {
+                Ok(outcome) => {
+                    failures = 0;
+                    if outcome.has_backlog() {
+                        Duration::ZERO
+                    } else {
+                        self.policy.poll_interval
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    failures = failures.saturating_add(1);
+                    let pause = self.policy.retry_delay(failures, jitter());
+                    warn!(
+                        stream = %self.source.stream(),
+                        failures,
+                        retry_in_ms = pause.as_millis() as u64,
+                        error = %error_chain(&e),
+                        "cycle failed, retrying"
+                    );
+                    pause
+                }
+                Err(e) => return Err(e),
+            };
+            if pause.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+
+    /// The checkpoint to start a cycle from: acquire on first use, reload after a failure.
+    async fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let stream = self.source.stream().clone();
+        match &self.lease {
+            Lease::Held(cp) => Ok(cp.clone()),
+            Lease::Fenced => Err(Error::conflict(
+                &stream,
+                "this instance was fenced by a newer lease",
+            )),
+            Lease::None => {
+                let cp = self.store.acquire(&stream, self.policy.start_at).await?;
+                info!(stream = %stream, epoch = %cp.epoch, seq = cp.seq, watermark = %cp.watermark, "lease acquired");
+                self.lease = Lease::Held(cp.clone());
+                Ok(cp)
+            }
+            Lease::Stale(epoch) => {
+                let epoch = *epoch;
+                let cp = self.store.load(&stream).await?.ok_or_else(|| {
+                    Error::fatal(
+                        "checkpoint reload",
+                        format!("the checkpoint of {stream} vanished"),
+                    )
+                })?;
+                if cp.epoch != epoch {
+                    self.lease = Lease::Fenced;
+                    return Err(Error::conflict(
+                        &stream,
+                        format!("epoch {epoch} was fenced by epoch {}", cp.epoch),
+                    ));
+                }
+                self.lease = Lease::Held(cp.clone());
+                Ok(cp)
+            }
+        }
+    }
+
+    async fn cycle(&mut self, mut cp: Checkpoint) -> Result<(Checkpoint, CycleOutcome)> {
+        // 1. Recover a manifest committed but not yet published.
+        if cp.pending.is_some() {
+            cp = self.publish(cp).await?;
+        }
+        if self.cycles % self.policy.sweep_every_cycles == 0 {
+            self.sweep(&cp).await;
+        }
+
+        // 2. Plan.
+        let lookback = self.policy.lookback_chrono();
+        let from = cp.watermark - lookback;
+        let settled = self.clock.now() - self.policy.settle_delay_chrono();
+        let to = settled.min(from + self.policy.max_span_chrono());
+        if to <= from {
+            return Ok((cp, CycleOutcome::Idle));
+        }
+        let window = Window::new(from, to)?;
+
+        // 3. Fetch and assemble.
+        let request = FetchRequest {
+            window,
+            floor: cp.watermark,
+            limits: self.policy.limits,
+        };
+        let fetched = self.source.fetch(&request).await?;
+        let assembled = assemble::assemble(&request, fetched, &cp.recent)?;
+        let watermark = cp.watermark.max(assembled.to);
+        let keep_from = watermark - lookback;
+        let mut recent: Vec<RecentId> = cp
+            .recent
+            .iter()
+            .filter(|r| r.at >= keep_from)
+            .cloned()
+            .chain(assembled.events.iter().map(|e| RecentId {
+                at: e.occurred_at,
+                id: e.id.clone(),
+            }))
+            .chain(assembled.quarantined.iter().map(|q| RecentId {
+                // Later than the record's true time, so it is kept as long as it can be re-read.
+                at: window.to(),
+                id: q.id.clone(),
+            }))
+            .filter(|r| r.at >= keep_from)
+            .collect();
+        recent.sort_unstable();
+        recent.dedup();
+        let backlog = assembled.to < settled;
+        let batch = Batch {
+            stream: cp.stream.clone(),
+            dataset: self.source.dataset().clone(),
+            window: Window::new(from, assembled.to)?,
+            events: assembled.events,
+            quarantined: assembled.quarantined,
+        };
+
+        if batch.is_empty() {
+            if watermark == cp.watermark && recent == cp.recent {
+                return Ok((cp, CycleOutcome::Idle));
+            }
+            let next = Checkpoint {
+                watermark,
+                recent,
+                ..cp.clone()
+            };
+            let cp = self.commit(&cp, next).await?;
+            debug!(stream = %cp.stream, watermark = %cp.watermark, "watermark advanced");
+            return Ok((cp, CycleOutcome::Advanced { watermark, backlog }));
+        }
+
+        // 4. Analytics, idempotent.
+        let report = self.analytics.write(&batch).await?;
+
+        // 5. Stage.
+        let seq = cp.seq + 1;
+        let request = StageRequest {
+            seq,
+            epoch: cp.epoch,
+            prev: cp.chain_head,
+            now: self.clock.now(),
+        };
+        let manifest = self.archive.stage(&batch, request).await?;
+        if manifest.seq != seq
+            || manifest.epoch != cp.epoch
+            || manifest.prev != cp.chain_head
+            || manifest.stream != cp.stream
+        {
+            return Err(Error::fatal(
+                "archive stage",
+                "the archive sink returned a manifest for another seq, epoch, stream or chain head",
+            ));
+        }
+
+        // 6. Commit.
+        let next = Checkpoint {
+            seq,
+            watermark,
+            recent,
+            chain_head: manifest.hash(),
+            pending: Some(manifest),
+            ..cp.clone()
+        };
+        let cp = self.commit(&cp, next).await?;
+        info!(
+            stream = %cp.stream,
+            seq,
+            events = batch.events.len(),
+            inserted = report.inserted,
+            duplicates = report.duplicates,
+            quarantined = batch.quarantined.len(),
+            watermark = %cp.watermark,
+            "batch committed"
+        );
+
+        // 7. Publish.
+        let cp = self.publish(cp).await?;
+        Ok((
+            cp,
+            CycleOutcome::Committed {
+                seq,
+                events: batch.events.len(),
+                quarantined: batch.quarantined.len(),
+                watermark,
+                backlog,
+            },
+        ))
+    }
+
+    /// Publishes the pending manifest and clears it (compare-and-set).
+    async fn publish(&self, cp: Checkpoint) -> Result<Checkpoint> {
+        let Some(manifest) = &cp.pending else {
+            return Ok(cp);
+        };
+        self.archive.publish(manifest).await?;
+        let next = Checkpoint {
+            pending: None,
+            ..cp.clone()
+        };
+        self.commit(&cp, next).await
+    }
+
+    /// Compare-and-set, resolving an unknown outcome by reloading the checkpoint.
+    async fn commit(&self, current: &Checkpoint, next: Checkpoint) -> Result<Checkpoint> {
+        current.check_successor(&next)?;
+        let error = match self.store.commit(current.guard(), &next).await {
+            Ok(()) => return Ok(next),
+            Err(e) if e.is_conflict() => return Err(e),
+            Err(e) => e,
+        };
+        // The outcome is unknown: the stored checkpoint says which way it went.
+        match self.store.load(&current.stream).await {
+            Ok(Some(stored)) if stored == next => {
+                debug!(stream = %current.stream, "commit outcome resolved: applied");
+                Ok(next)
+            }
+            Ok(Some(stored)) if stored.guard() == current.guard() => Err(error),
+            Ok(Some(stored)) => Err(Error::conflict(
+                &current.stream,
+                format!(
+                    "expected seq {} epoch {}, found seq {} epoch {}",
+                    current.seq, current.epoch, stored.seq, stored.epoch
+                ),
+            )),
+            Ok(None) => Err(Error::fatal(
+                "checkpoint commit",
+                format!("the checkpoint of {} vanished", current.stream),
+            )),
+            Err(_) => Err(error),
+        }
+    }
+
+    /// Deletes stale staged objects; garbage only, so a failure is logged, not raised.
+    async fn sweep(&self, cp: &Checkpoint) {
+        match self.archive.sweep(cp, self.policy.sweep_min_age).await {
+            Ok(0) => {}
+            Ok(deleted) => info!(stream = %cp.stream, deleted, "stale staged objects swept"),
+            Err(e) => warn!(stream = %cp.stream, error = %error_chain(&e), "sweep failed"),
+        }
+    }
+}
+
+/// A number in `[0, 1)` that differs between calls, for retry jitter, without a random crate.
+fn jitter() -> f64 {
+    let bits = RandomState::new().hash_one(std::time::Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// An error and its sources on one line.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

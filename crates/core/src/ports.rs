@@ -1,0 +1,174 @@
+//! The four ports the algorithm is written against, and the clock.
+//!
+//! Every port is an `async_trait` object-safe trait used as `Arc<dyn …>`. Each carries its
+//! contract: what an adapter MUST do for the exactly-once guarantee to hold. The conformance
+//! suites in `cflogs_core::testing::conformance` (feature `testing`) check these contracts against
+//! any adapter.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Batch, Checkpoint, CommitGuard, Dataset, Digest, Epoch, FetchRequest, Fetched, Manifest,
+    StreamId, Timestamp,
+};
+use crate::error::Result;
+
+/// Reads one stream's events from the source (a Cloudflare API, a bucket, memory).
+///
+/// # Contract
+/// - `fetch(request)` MUST return every event of the stream whose `occurred_at` lies in
+///   `[window.from, complete_to)` and is visible at the source at the time of the call, where
+///   `complete_to` is [`Fetched::complete_to`] or, when that is `None`, `window.to`.
+/// - A source MAY stop paging early to bound memory, setting `complete_to` below `window.to`,
+///   only after it has read everything before `request.floor` and more records at or after the
+///   floor than `request.limits` allow; `complete_to` MUST then lie in
+///   `(max(window.from, floor), window.to)`. (Counting records before the floor, which were
+///   committed by earlier cycles, could stop every cycle at the same place: no progress.)
+///   Events at or after `complete_to` MAY be returned; the pipeline ignores them and asks
+///   again later.
+/// - Events outside the window MAY be returned (they are ignored), duplicates MAY be returned
+///   (they are dropped), order is free.
+/// - The same event MUST come back with the same id and the same raw bytes on a later fetch.
+/// - A record that cannot be mapped MUST be returned in [`Fetched::quarantined`] with its bytes
+///   and a reason, never dropped and never turned into an error that blocks the stream.
+///
+/// # Errors
+/// [`Error::Transient`](crate::Error::Transient) for what a retry may fix (network, 5xx, rate
+/// limits after the source's own retries); [`Error::Fatal`](crate::Error::Fatal) for bad
+/// credentials or missing permissions, naming the permission.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait EventSource: Send + Sync {
+    /// The stream this source reads.
+    fn stream(&self) -> &StreamId;
+
+    /// The dataset of its events.
+    fn dataset(&self) -> &Dataset;
+
+    /// Reads the events of `request.window`; see the trait's contract.
+    async fn fetch(&self, request: &FetchRequest) -> Result<Fetched>;
+}
+
+/// Keeps each stream's [`Checkpoint`] and its lease.
+///
+/// # Contract
+/// - `acquire(stream, initial)` MUST atomically create the stream's genesis checkpoint (with
+///   watermark `initial`) if there is none, set its epoch to a value strictly greater than any
+///   epoch ever returned for that stream, and return the checkpoint with that epoch. From then
+///   on every commit carrying an older epoch MUST fail with `Conflict`.
+/// - `commit(guard, next)` MUST replace the checkpoint of `next.stream` by `next` atomically
+///   if and only if the stored `(seq, epoch)` equals `guard`, and MUST return
+///   [`Error::Conflict`](crate::Error::Conflict) when the stored `(seq, epoch)` differs or no
+///   checkpoint exists. It SHOULD reject a `next` that breaks
+///   [`Checkpoint::check_successor`].
+/// - `load(stream)` MUST return exactly what the last successful commit or acquire stored,
+///   every field intact (timestamps to the nanosecond, the pending manifest hashing the same).
+/// - A store whose commit outcome is unknown (connection lost during COMMIT) MUST return
+///   [`Error::Transient`](crate::Error::Transient); the caller resolves it by `load`.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// Takes the stream's lease; see the contract.
+    async fn acquire(&self, stream: &StreamId, initial: Timestamp) -> Result<Checkpoint>;
+
+    /// The stream's checkpoint, or `None` if it was never acquired.
+    async fn load(&self, stream: &StreamId) -> Result<Option<Checkpoint>>;
+
+    /// Compare-and-set on `(seq, epoch)`; see the contract.
+    async fn commit(&self, guard: CommitGuard, next: &Checkpoint) -> Result<()>;
+}
+
+/// What an [`AnalyticsSink::write`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Events newly stored.
+    pub inserted: u64,
+    /// Events already stored (a retried batch, a late duplicate).
+    pub duplicates: u64,
+    /// Quarantined records newly stored.
+    pub quarantined: u64,
+}
+
+/// The queryable store (PostgreSQL/TimescaleDB, SQLite, memory).
+///
+/// # Contract
+/// - `write(batch)` MUST be idempotent per `(stream, event id)` and per `(stream, quarantine
+///   id)`: writing an event that is already stored changes nothing.
+/// - It MUST NOT return `Ok` unless every event and quarantined record of the batch is durably
+///   stored. It MAY store part of a batch and then fail: those rows are true events, and the
+///   retry rewrites them as no-ops.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait AnalyticsSink: Send + Sync {
+    /// Stores the batch's events and quarantined records; see the contract.
+    async fn write(&self, batch: &Batch) -> Result<WriteReport>;
+}
+
+/// Everything [`ArchiveSink::stage`] needs besides the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageRequest {
+    /// The batch's sequence number if committed (`checkpoint.seq + 1`).
+    pub seq: u64,
+    /// The stager's epoch; it MUST appear in every staged key.
+    pub epoch: Epoch,
+    /// The current chain head, the manifest's `prev`.
+    pub prev: Digest,
+    /// The manifest's `created_at`.
+    pub now: Timestamp,
+}
+
+/// The long-term archive (Parquet on S3, a local directory, memory).
+///
+/// # Contract
+/// - `stage` MUST write every event and quarantined record of the batch to objects under keys
+///   that include the epoch and the seq and that no final key can equal, and MUST return a
+///   manifest naming each object with its final key, staged key, SHA-256, rows and size, with
+///   `prev` and `created_at` from the request. Nothing staged may be visible under a final key.
+/// - `publish(manifest)` MUST make every object available under its final key with exactly
+///   the staged bytes, then write the manifest object (the manifest's canonical bytes), then
+///   delete the staged objects. It MUST be idempotent: publishing a manifest again, including
+///   after an earlier publish completed and its staged objects are gone, MUST succeed and change
+///   nothing. If a staged object is gone and its final object is missing too, it MUST fail with
+///   [`Error::Fatal`](crate::Error::Fatal): that is lost data, never success.
+/// - Publishing is the only way anything reaches a final key.
+/// - `sweep(checkpoint, min_age)` MUST delete the staged objects of `checkpoint.stream` that
+///   the checkpoint's pending manifest does not name, that are older than `min_age`, and whose
+///   epoch is older than `checkpoint.epoch` or whose seq is at most `checkpoint.seq`; it MUST
+///   keep every other staged object (an in-flight batch of the lease holder). It returns how
+///   many it deleted.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ArchiveSink: Send + Sync {
+    /// Writes the batch to staging keys and returns its manifest; see the contract.
+    async fn stage(&self, batch: &Batch, request: StageRequest) -> Result<Manifest>;
+
+    /// Copies staged objects to their final keys, writes the manifest, deletes staging.
+    async fn publish(&self, manifest: &Manifest) -> Result<()>;
+
+    /// Deletes stale staged objects of a stream; see the contract.
+    async fn sweep(&self, checkpoint: &Checkpoint, min_age: Duration) -> Result<u64>;
+}
+
+/// The time, as the pipeline sees it. Tests drive a manual clock; services use [`SystemClock`].
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}

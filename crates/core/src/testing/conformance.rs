@@ -1,0 +1,706 @@
+//! One conformance suite per port. Each suite takes an adapter (and, for sinks, a probe that
+//! reads back what the adapter stored) and panics with a message naming the broken contract
+//! clause. The in-memory adapters run them in this crate's tests; every real adapter runs them
+//! against a real database, bucket or API simulator.
+//!
+//! Suites use stream ids under the given `prefix`, so one database or bucket can host several
+//! runs.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+
+use super::samples::audit_events;
+use crate::domain::{
+    Batch, BatchLimits, Checkpoint, Dataset, Digest, Epoch, EventId, FetchRequest, Manifest,
+    ManifestObject, Quarantined, RecentId, StreamId, Timestamp, Window,
+};
+use crate::error::{Error, Result};
+use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, EventSource, StageRequest};
+
+fn stream(prefix: &str, name: &str) -> StreamId {
+    StreamId::new(format!("{prefix}/{name}"))
+        .unwrap_or_else(|e| panic!("conformance prefix {prefix:?} makes a bad stream id: {e}"))
+}
+
+fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: u32) -> Timestamp {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+        .single()
+        .unwrap_or_else(|| panic!("bad test time"))
+        + chrono::Duration::nanoseconds(i64::from(nanos))
+}
+
+/// A manifest for tests of stores: plausible, not backed by objects.
+pub fn sample_manifest(stream: &StreamId, seq: u64, epoch: Epoch, prev: Digest) -> Manifest {
+    let t = at(2026, 11, 25, 10, 0, 0, 123_456_789);
+    Manifest {
+        version: Manifest::VERSION,
+        stream: stream.clone(),
+        dataset: Dataset::audit_logs(),
+        seq,
+        epoch,
+        window: Window::new(t, t + chrono::Duration::minutes(5)).unwrap_or_else(|e| panic!("{e}")),
+        events: 2,
+        quarantined: 0,
+        objects: vec![ManifestObject {
+            final_key: format!(
+                "audit_logs/year=2026/part-{}-{seq}.parquet",
+                stream.key_segment()
+            ),
+            staged_key: format!(
+                "_staging/{}/{seq}-e{}/0.parquet",
+                stream.key_segment(),
+                epoch
+            ),
+            sha256: Digest::of(b"object"),
+            rows: 2,
+            bytes: 6,
+        }],
+        prev,
+        created_at: t,
+    }
+}
+
+fn expect_conflict<T: std::fmt::Debug>(result: Result<T>, clause: &str) {
+    match result {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("CheckpointStore contract: {clause}: expected Conflict, got {other:?}"),
+    }
+}
+
+/// The [`CheckpointStore`] contract: leases fence, commits are compare-and-set on
+/// `(seq, epoch)`, loads return exactly what was stored, streams are independent, and of
+/// concurrent commits with one guard exactly one wins.
+pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
+    let a = stream(prefix, "cp-a");
+    let b = stream(prefix, "cp-b");
+    let initial = at(2026, 11, 25, 9, 0, 0, 1);
+
+    assert_eq!(
+        store.load(&a).await.expect("load of an unknown stream"),
+        None,
+        "load MUST return None for a stream never acquired"
+    );
+    expect_conflict(
+        store
+            .commit(
+                Checkpoint::genesis(a.clone(), initial).guard(),
+                &Checkpoint::genesis(a.clone(), initial),
+            )
+            .await,
+        "commit on a stream never acquired",
+    );
+
+    let first = store.acquire(&a, initial).await.expect("acquire");
+    assert_eq!(first.seq, 0, "genesis seq");
+    assert_eq!(
+        first.watermark, initial,
+        "genesis watermark MUST be `initial`, to the nanosecond"
+    );
+    assert_eq!(first.chain_head, Digest::GENESIS, "genesis chain head");
+    assert!(
+        first.pending.is_none() && first.recent.is_empty(),
+        "genesis is empty"
+    );
+    assert!(
+        first.epoch > Epoch::NONE,
+        "an acquired epoch is above Epoch::NONE"
+    );
+    assert_eq!(
+        store.load(&a).await.expect("load"),
+        Some(first.clone()),
+        "load after acquire"
+    );
+
+    let second = store
+        .acquire(&a, initial + chrono::Duration::days(1))
+        .await
+        .expect("second acquire");
+    assert!(
+        second.epoch > first.epoch,
+        "acquire MUST return a strictly greater epoch"
+    );
+    assert_eq!(
+        second.watermark, initial,
+        "acquire MUST NOT reset an existing checkpoint"
+    );
+
+    // The fenced holder cannot commit.
+    let mut stale_next = first.clone();
+    stale_next.watermark = initial + chrono::Duration::minutes(1);
+    expect_conflict(
+        store.commit(first.guard(), &stale_next).await,
+        "commit with a fenced epoch",
+    );
+
+    // A batch commit: every field round-trips exactly.
+    let manifest = sample_manifest(&a, 1, second.epoch, second.chain_head);
+    let next = Checkpoint {
+        seq: 1,
+        watermark: at(2026, 11, 25, 10, 5, 0, 987_654_321),
+        recent: vec![
+            RecentId {
+                at: at(2026, 11, 25, 10, 4, 59, 999_999_999),
+                id: EventId::new("ev-1").expect("id"),
+            },
+            RecentId {
+                at: at(2026, 11, 25, 10, 5, 0, 1),
+                id: EventId::content_hash(b"malformed"),
+            },
+        ],
+        chain_head: manifest.hash(),
+        pending: Some(manifest.clone()),
+        ..second.clone()
+    };
+    store
+        .commit(second.guard(), &next)
+        .await
+        .expect("commit with the current guard");
+    let loaded = store
+        .load(&a)
+        .await
+        .expect("load")
+        .expect("checkpoint exists");
+    assert_eq!(loaded, next, "load MUST return exactly what commit stored");
+    assert_eq!(
+        loaded.pending.as_ref().map(Manifest::hash),
+        Some(manifest.hash()),
+        "the pending manifest MUST hash the same after a round trip"
+    );
+
+    // Replaying the same guard fails: seq moved.
+    expect_conflict(
+        store.commit(second.guard(), &next).await,
+        "commit with a stale seq",
+    );
+
+    // Clearing pending and a watermark-only commit keep seq.
+    let cleared = Checkpoint {
+        pending: None,
+        ..next.clone()
+    };
+    store
+        .commit(next.guard(), &cleared)
+        .await
+        .expect("clear pending");
+    let advanced = Checkpoint {
+        watermark: cleared.watermark + chrono::Duration::minutes(3),
+        recent: Vec::new(),
+        ..cleared.clone()
+    };
+    store
+        .commit(cleared.guard(), &advanced)
+        .await
+        .expect("watermark-only commit");
+    assert_eq!(store.load(&a).await.expect("load"), Some(advanced.clone()));
+
+    // Streams are independent.
+    let other = store.acquire(&b, initial).await.expect("acquire b");
+    assert_eq!(other.seq, 0, "a new stream starts at seq 0");
+    assert_eq!(
+        store.load(&a).await.expect("load"),
+        Some(advanced.clone()),
+        "b left a alone"
+    );
+
+    // Concurrent commits with one guard: exactly one wins.
+    let candidates: Vec<Checkpoint> = (1..=8)
+        .map(|i| Checkpoint {
+            watermark: advanced.watermark + chrono::Duration::seconds(i),
+            ..advanced.clone()
+        })
+        .collect();
+    let results =
+        futures::future::join_all(candidates.iter().map(|c| store.commit(advanced.guard(), c)))
+            .await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    // Watermark-only commits keep (seq, epoch), so several may apply one after the other; a
+    // batch commit moves seq and must be exclusive.
+    assert!(
+        wins >= 1,
+        "one of the concurrent watermark commits MUST win"
+    );
+    let current = store.load(&a).await.expect("load").expect("exists");
+    let batch_candidates: Vec<Checkpoint> = (1..=8)
+        .map(|i| {
+            let m = sample_manifest(&a, current.seq + 1, current.epoch, current.chain_head);
+            Checkpoint {
+                seq: current.seq + 1,
+                watermark: current.watermark + chrono::Duration::seconds(i),
+                chain_head: m.hash(),
+                pending: Some(m),
+                ..current.clone()
+            }
+        })
+        .collect();
+    let results = futures::future::join_all(
+        batch_candidates
+            .iter()
+            .map(|c| store.commit(current.guard(), c)),
+    )
+    .await;
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of 8 concurrent batch commits MUST win: {results:?}"
+    );
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                e.is_conflict(),
+                "a losing commit MUST be a Conflict, got {e:?}"
+            );
+        }
+    }
+    let stored = store.load(&a).await.expect("load").expect("exists");
+    assert_eq!(
+        stored, batch_candidates[winners[0]],
+        "the winner is what is stored"
+    );
+}
+
+/// Reads back what an [`AnalyticsSink`] stored, for [`analytics_sink`].
+#[async_trait]
+pub trait AnalyticsProbe: Send + Sync {
+    /// Ids of the events stored for `stream`, one entry per stored row.
+    async fn event_ids(&self, stream: &StreamId) -> Result<Vec<EventId>>;
+    /// Ids of the quarantined records stored for `stream`, one entry per stored row.
+    async fn quarantine_ids(&self, stream: &StreamId) -> Result<Vec<EventId>>;
+}
+
+fn batch(stream: &StreamId, events: Vec<crate::Event>, quarantined: Vec<Quarantined>) -> Batch {
+    let from = events
+        .iter()
+        .map(|e| e.occurred_at)
+        .min()
+        .unwrap_or_else(|| at(2026, 11, 25, 0, 0, 0, 0));
+    let to =
+        events.iter().map(|e| e.occurred_at).max().unwrap_or(from) + chrono::Duration::seconds(1);
+    Batch {
+        stream: stream.clone(),
+        dataset: Dataset::audit_logs(),
+        window: Window::new(from, to).unwrap_or_else(|e| panic!("{e}")),
+        events,
+        quarantined,
+    }
+}
+
+fn ids_of(events: &[crate::Event]) -> Vec<EventId> {
+    let mut ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+async fn sorted(ids: Result<Vec<EventId>>) -> Vec<EventId> {
+    let mut ids = ids.expect("probe read");
+    ids.sort();
+    ids
+}
+
+/// The [`AnalyticsSink`] contract: every event and quarantined record stored once per stream,
+/// however often and in whatever overlap it is written.
+pub async fn analytics_sink(sink: &dyn AnalyticsSink, probe: &dyn AnalyticsProbe, prefix: &str) {
+    let a = stream(prefix, "an-a");
+    let b = stream(prefix, "an-b");
+    let start = at(2026, 11, 25, 10, 0, 0, 500_000_000);
+    let events = audit_events("acc", 0, 300, start, chrono::Duration::milliseconds(250));
+    let malformed = vec![
+        Quarantined::new(
+            Bytes::from_static(b"{\"when\":\"yesterday\"}"),
+            "unparsable time",
+        ),
+        Quarantined::new(Bytes::from_static(b"not json at all"), "not JSON"),
+    ];
+
+    let first = batch(&a, events[..200].to_vec(), malformed.clone());
+    let report = sink.write(&first).await.expect("first write");
+    assert_eq!(report.inserted, 200, "a fresh batch inserts every event");
+    assert_eq!(
+        report.quarantined, 2,
+        "a fresh batch stores every quarantined record"
+    );
+    assert_eq!(
+        sorted(probe.event_ids(&a).await).await,
+        ids_of(&events[..200])
+    );
+
+    let again = sink.write(&first).await.expect("repeated write");
+    assert_eq!(again.inserted, 0, "a repeated batch MUST insert nothing");
+    assert_eq!(
+        again.quarantined, 0,
+        "a repeated batch MUST store no quarantined record again"
+    );
+
+    let overlap = batch(&a, events[150..].to_vec(), malformed[..1].to_vec());
+    let report = sink.write(&overlap).await.expect("overlapping write");
+    assert_eq!(
+        report.inserted, 100,
+        "an overlapping batch inserts only the new events"
+    );
+    assert_eq!(
+        sorted(probe.event_ids(&a).await).await,
+        ids_of(&events),
+        "each event exactly once"
+    );
+    let mut q: Vec<EventId> = malformed.iter().map(|q| q.id.clone()).collect();
+    q.sort();
+    assert_eq!(
+        sorted(probe.quarantine_ids(&a).await).await,
+        q,
+        "each quarantined record once"
+    );
+
+    // The same ids in another stream are other rows.
+    let report = sink
+        .write(&batch(&b, events[..10].to_vec(), Vec::new()))
+        .await
+        .expect("write to stream b");
+    assert_eq!(report.inserted, 10, "ids are per stream");
+    assert_eq!(
+        sorted(probe.event_ids(&b).await).await,
+        ids_of(&events[..10])
+    );
+    assert_eq!(
+        probe.event_ids(&a).await.expect("probe").len(),
+        300,
+        "stream a unchanged"
+    );
+
+    // Events without mapped columns, and an empty batch.
+    let bare: Vec<crate::Event> = (0..3)
+        .map(|i| {
+            crate::Event::new(
+                EventId::new(format!("bare-{i}")).expect("id"),
+                start + chrono::Duration::seconds(i),
+                Bytes::from(format!("{{\"id\":\"bare-{i}\"}}")),
+            )
+        })
+        .collect();
+    sink.write(&batch(&b, bare, Vec::new()))
+        .await
+        .expect("events without mapped columns");
+    assert_eq!(probe.event_ids(&b).await.expect("probe").len(), 13);
+    let empty = sink
+        .write(&batch(&b, Vec::new(), Vec::new()))
+        .await
+        .expect("empty batch");
+    assert_eq!(empty.inserted, 0);
+}
+
+/// Reads back what an [`ArchiveSink`] stored, for [`archive_sink`].
+#[async_trait]
+pub trait ArchiveProbe: Send + Sync {
+    /// Ids of every record in the published (final) data objects of `stream`, one entry per
+    /// occurrence.
+    async fn published_ids(&self, stream: &StreamId) -> Result<Vec<EventId>>;
+    /// Keys of the staged objects of `stream`.
+    async fn staged_keys(&self, stream: &StreamId) -> Result<Vec<String>>;
+    /// The bytes of the object at `key`, if any.
+    async fn object(&self, key: &str) -> Result<Option<Bytes>>;
+    /// The bytes of the manifest object of `stream`'s batch `seq`, if published.
+    async fn manifest_object(&self, stream: &StreamId, seq: u64) -> Result<Option<Bytes>>;
+    /// Deletes the object at `key` (to simulate loss).
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// The [`ArchiveSink`] contract: staging is invisible, publishing is exact, idempotent and the
+/// only way to a final key, losses are reported, and the sweeper deletes exactly the garbage.
+pub async fn archive_sink(archive: &dyn ArchiveSink, probe: &dyn ArchiveProbe, prefix: &str) {
+    let s = stream(prefix, "ar-a");
+    // Two hours, so the batch needs at least two partition objects.
+    let start = at(2026, 11, 25, 10, 58, 0, 0);
+    let events = audit_events("acc", 1000, 240, start, chrono::Duration::seconds(1));
+    let malformed = vec![Quarantined::new(
+        Bytes::from_static(b"{\"id\":7}"),
+        "id is not a string",
+    )];
+    let b1 = batch(&s, events[..120].to_vec(), malformed.clone());
+    let now = at(2026, 11, 25, 12, 0, 0, 0);
+    let epoch = Epoch(3);
+
+    let m1 = archive
+        .stage(
+            &b1,
+            StageRequest {
+                seq: 1,
+                epoch,
+                prev: Digest::GENESIS,
+                now,
+            },
+        )
+        .await
+        .expect("stage");
+    assert_eq!(
+        (m1.seq, m1.epoch, m1.prev, m1.created_at),
+        (1, epoch, Digest::GENESIS, now)
+    );
+    assert_eq!(m1.stream, s);
+    assert_eq!(m1.events, 120);
+    assert_eq!(m1.quarantined, 1);
+    assert_eq!(
+        m1.rows(),
+        121,
+        "the objects hold every event and quarantined record"
+    );
+    assert!(
+        m1.objects.len() >= 2,
+        "events of two hours go to two partition objects"
+    );
+    for o in &m1.objects {
+        assert_ne!(o.final_key, o.staged_key);
+        let bytes = probe
+            .object(&o.staged_key)
+            .await
+            .expect("probe")
+            .unwrap_or_else(|| panic!("staged object {} missing after stage", o.staged_key));
+        assert_eq!(
+            Digest::of(&bytes),
+            o.sha256,
+            "manifest sha256 MUST match the staged bytes"
+        );
+        assert_eq!(bytes.len() as u64, o.bytes, "manifest size MUST match");
+        assert!(
+            probe.object(&o.final_key).await.expect("probe").is_none(),
+            "staging MUST NOT reach a final key"
+        );
+    }
+    assert!(
+        probe.published_ids(&s).await.expect("probe").is_empty(),
+        "nothing published by stage"
+    );
+
+    // A zombie stages the same seq under an older epoch: its keys differ.
+    let zombie = archive
+        .stage(
+            &b1,
+            StageRequest {
+                seq: 1,
+                epoch: Epoch(2),
+                prev: Digest::GENESIS,
+                now,
+            },
+        )
+        .await
+        .expect("zombie stage");
+    let staged: BTreeSet<&str> = m1.objects.iter().map(|o| o.staged_key.as_str()).collect();
+    assert!(
+        zombie
+            .objects
+            .iter()
+            .all(|o| !staged.contains(o.staged_key.as_str())),
+        "staged keys MUST differ between epochs"
+    );
+
+    archive.publish(&m1).await.expect("publish");
+    let mut want: Vec<EventId> = b1.events.iter().map(|e| e.id.clone()).collect();
+    want.extend(malformed.iter().map(|q| q.id.clone()));
+    want.sort();
+    assert_eq!(
+        sorted(probe.published_ids(&s).await).await,
+        want,
+        "publish makes every record final, once"
+    );
+    assert_eq!(
+        probe
+            .manifest_object(&s, 1)
+            .await
+            .expect("probe")
+            .as_deref(),
+        Some(m1.canonical_bytes().as_slice()),
+        "the manifest object holds the manifest's canonical bytes"
+    );
+    for o in &m1.objects {
+        assert!(
+            probe.object(&o.staged_key).await.expect("probe").is_none(),
+            "publish deletes staging"
+        );
+        let bytes = probe
+            .object(&o.final_key)
+            .await
+            .expect("probe")
+            .expect("final object");
+        assert_eq!(
+            Digest::of(&bytes),
+            o.sha256,
+            "final bytes are the staged bytes"
+        );
+    }
+    archive
+        .publish(&m1)
+        .await
+        .expect("publishing again MUST succeed");
+    assert_eq!(
+        sorted(probe.published_ids(&s).await).await,
+        want,
+        "a repeated publish changes nothing"
+    );
+
+    // Sweep: the zombie's objects go, the holder's in-flight batch stays, the pending one stays.
+    let m2 = archive
+        .stage(
+            &batch(&s, events[120..].to_vec(), Vec::new()),
+            StageRequest {
+                seq: 2,
+                epoch,
+                prev: m1.hash(),
+                now,
+            },
+        )
+        .await
+        .expect("stage 2");
+    let holder = Checkpoint {
+        seq: 1,
+        epoch,
+        chain_head: m1.hash(),
+        pending: None,
+        ..Checkpoint::genesis(s.clone(), start)
+    };
+    let kept_young = archive
+        .sweep(&holder, Duration::from_secs(365 * 86_400))
+        .await
+        .expect("sweep");
+    assert_eq!(
+        kept_young, 0,
+        "sweep MUST keep objects younger than min_age"
+    );
+    let deleted = archive.sweep(&holder, Duration::ZERO).await.expect("sweep");
+    assert_eq!(
+        deleted as usize,
+        zombie.objects.len(),
+        "sweep deletes exactly the zombie's objects"
+    );
+    let left: BTreeSet<String> = probe
+        .staged_keys(&s)
+        .await
+        .expect("probe")
+        .into_iter()
+        .collect();
+    let in_flight: BTreeSet<String> = m2.objects.iter().map(|o| o.staged_key.clone()).collect();
+    assert_eq!(
+        left, in_flight,
+        "the lease holder's in-flight batch MUST survive a sweep"
+    );
+    let committed = Checkpoint {
+        seq: 2,
+        chain_head: m2.hash(),
+        pending: Some(m2.clone()),
+        ..holder.clone()
+    };
+    assert_eq!(
+        archive
+            .sweep(&committed, Duration::ZERO)
+            .await
+            .expect("sweep"),
+        0,
+        "pending objects are kept"
+    );
+    archive.publish(&m2).await.expect("publish 2");
+    assert_eq!(
+        probe.published_ids(&s).await.expect("probe").len(),
+        241,
+        "240 events and 1 quarantined record"
+    );
+
+    // Losing a staged object before its first publish is reported, never success.
+    let m3_batch = batch(
+        &s,
+        audit_events("acc", 5000, 3, start, chrono::Duration::seconds(1)),
+        Vec::new(),
+    );
+    let m3 = archive
+        .stage(
+            &m3_batch,
+            StageRequest {
+                seq: 3,
+                epoch,
+                prev: m2.hash(),
+                now,
+            },
+        )
+        .await
+        .expect("stage 3");
+    probe
+        .delete(&m3.objects[0].staged_key)
+        .await
+        .expect("delete staged");
+    match archive.publish(&m3).await {
+        Err(Error::Fatal { .. }) => {}
+        other => panic!(
+            "publishing a manifest whose staged and final object are both gone MUST be Fatal, got {other:?}"
+        ),
+    }
+}
+
+/// The [`EventSource`] contract over `window`, where the source holds exactly `expected`
+/// (visible) events in that window.
+pub async fn event_source(source: &dyn EventSource, window: &Window, expected: &[EventId]) {
+    let request = |limits| FetchRequest {
+        window: *window,
+        floor: window.from(),
+        limits,
+    };
+    let roomy = BatchLimits::new(usize::MAX, usize::MAX).expect("limits");
+    let whole = source.fetch(&request(roomy)).await.expect("fetch");
+    let complete_to = whole.complete_to.unwrap_or(window.to());
+    assert_eq!(
+        complete_to,
+        window.to(),
+        "without caps a source MUST read the whole window"
+    );
+    let got: BTreeSet<&EventId> = whole
+        .events
+        .iter()
+        .filter(|e| window.contains(e.occurred_at))
+        .map(|e| &e.id)
+        .collect();
+    let want: BTreeSet<&EventId> = expected.iter().collect();
+    assert_eq!(got, want, "fetch MUST return every event of the window");
+
+    let again = source.fetch(&request(roomy)).await.expect("fetch again");
+    for e in &again.events {
+        if let Some(first) = whole.events.iter().find(|f| f.id == e.id) {
+            assert_eq!(
+                first.raw, e.raw,
+                "an event MUST come back with the same bytes"
+            );
+            assert_eq!(first.occurred_at, e.occurred_at, "and the same time");
+        }
+    }
+
+    let tight = BatchLimits::new(1, 1).expect("limits");
+    let part = source
+        .fetch(&request(tight))
+        .await
+        .expect("fetch with caps");
+    if let Some(cut) = part.complete_to {
+        assert!(
+            window.from() < cut && cut <= window.to(),
+            "complete_to MUST lie in (from, to]"
+        );
+        let got: BTreeSet<&EventId> = part
+            .events
+            .iter()
+            .filter(|e| window.from() <= e.occurred_at && e.occurred_at < cut)
+            .map(|e| &e.id)
+            .collect();
+        let want: BTreeSet<&EventId> = whole
+            .events
+            .iter()
+            .filter(|e| window.from() <= e.occurred_at && e.occurred_at < cut)
+            .map(|e| &e.id)
+            .collect();
+        assert_eq!(
+            got, want,
+            "a source that stops early MUST be complete up to complete_to"
+        );
+    }
+}
