@@ -1,1 +1,24 @@
-//! Cloudflare sources for cflogs. Filled in by the Cloudflare source issue.
+//! Cloudflare sources for cflogs.
+//!
+//! [`AuditLogSource`] reads account audit logs (API v1 `audit_logs` or v2 `logs/audit`) and
+//! implements the core's [`EventSource`](cflogs_core::EventSource) port. Every request goes
+//! through one [`CloudflareClient`] per API token, which owns the token's rate budget (so all
+//! streams of a token share it and never trigger Cloudflare's 5-minute block), retries with
+//! exponential backoff and full jitter, honours `Retry-After` and the `Ratelimit` headers, and
+//! bounds response sizes.
+//!
+//! Secrets live in [`Secret`], whose `Debug` and `Display` print `***`: they never reach logs,
+//! errors or panics.
+
+mod client;
+mod config;
+mod error;
+mod mapping;
+mod source;
+
+pub use client::{ClientStats, CloudflareClient};
+pub use config::{
+    AccountId, AuditApi, AuditSourceConfig, ClientConfig, Credentials, PerPage, RateBudget, Secret,
+};
+pub use error::{Error, Result};
+pub use source::AuditLogSource;

@@ -1,0 +1,582 @@
+//! The HTTP client: one per API token, shared by every stream of that token.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::{Bytes, BytesMut};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::config::{ClientConfig, Credentials};
+use crate::error::{Error, Result};
+
+/// Counters of one client since it was built, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// HTTP requests sent.
+    pub requests: u64,
+    /// Requests repeated after a transient failure.
+    pub retries: u64,
+    /// Answers with HTTP 429.
+    pub rate_limited: u64,
+    /// Answers with HTTP 5xx.
+    pub server_errors: u64,
+    /// 200 answers whose body was cut or was not JSON.
+    pub broken_bodies: u64,
+    /// Times a request waited for the rate budget (or a `Ratelimit` header's reset).
+    pub budget_waits: u64,
+    /// Total time spent waiting for the rate budget, in milliseconds.
+    pub budget_wait_ms: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    server_errors: AtomicU64,
+    broken_bodies: AtomicU64,
+    budget_waits: AtomicU64,
+    budget_wait_ms: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One page of a listing: each item's exact bytes, and the next cursor if any.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) items: Vec<Bytes>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// What one attempt ended with, when it did not succeed.
+#[derive(Debug)]
+enum AttemptError {
+    /// Worth another attempt, after `retry_after` if Cloudflare said so.
+    Retry {
+        problem: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help.
+    Fail(Error),
+}
+
+impl AttemptError {
+    fn retry(problem: impl Into<String>) -> Self {
+        Self::Retry {
+            problem: problem.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A Cloudflare API client with a rate budget, retries and bounded bodies.
+pub struct CloudflareClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    config: ClientConfig,
+    limiter: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for CloudflareClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudflareClient")
+            .field("base", &self.base.as_str())
+            .field("credentials", &self.config.credentials)
+            .field("rate_budget", &self.config.rate_budget)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiMessage {
+    #[serde(default)]
+    code: serde_json::Value,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    errors: Vec<ApiMessage>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    result_info: Option<ResultInfo>,
+}
+
+#[derive(Deserialize)]
+struct ResultInfo {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    cursors: Option<Cursors>,
+}
+
+#[derive(Deserialize)]
+struct Cursors {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// The codes and messages of an error envelope, or the start of a body that is not one.
+fn describe_errors(body: &[u8]) -> (String, Vec<i64>) {
+    match serde_json::from_slice::<Envelope<'_>>(body) {
+        Ok(env) if !env.errors.is_empty() => {
+            let codes = env.errors.iter().filter_map(|e| e.code.as_i64()).collect();
+            let text = env
+                .errors
+                .iter()
+                .map(|e| format!("{} {}", e.code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (text, codes)
+        }
+        _ => {
+            let start = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            (format!("body: {start:?}"), Vec::new())
+        }
+    }
+}
+
+/// Parses a listing envelope: `result` must be an array; items keep their exact bytes.
+fn parse_listing(body: &Bytes) -> std::result::Result<(bool, Page, Vec<ApiMessage>), String> {
+    let env: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not a JSON envelope: {e}"))?;
+    if !env.success {
+        return Ok((
+            false,
+            Page {
+                items: Vec::new(),
+                next_cursor: None,
+            },
+            env.errors,
+        ));
+    }
+    let result = env.result.ok_or("the envelope has no result")?;
+    let raws: Vec<&RawValue> = serde_json::from_str(result.get())
+        .map_err(|e| format!("the result is not a JSON array: {e}"))?;
+    let items = raws
+        .into_iter()
+        .map(|r| body.slice_ref(r.get().as_bytes()))
+        .collect();
+    let next_cursor = env
+        .result_info
+        .and_then(|info| info.cursors.and_then(|c| c.after).or(info.cursor))
+        .filter(|c| !c.is_empty());
+    Ok((true, Page { items, next_cursor }, Vec::new()))
+}
+
+/// The pause a `Ratelimit: "default";r=0;t=30` (or `X-RateLimit-Remaining: 0` with
+/// `X-RateLimit-Reset`) header asks for, if the budget is exhausted.
+fn header_pause(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(value) = text("ratelimit") {
+        let field = |key: &str| {
+            value
+                .split(';')
+                .filter_map(|part| part.trim().split_once('='))
+                .find(|(k, _)| k.trim() == key)
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        };
+        if field("r") == Some(0) {
+            return field("t").map(Duration::from_secs);
+        }
+        return None;
+    }
+    if text("x-ratelimit-remaining").and_then(|r| r.trim().parse::<u64>().ok()) == Some(0) {
+        return text("x-ratelimit-reset")
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+    }
+    None
+}
+
+/// `Retry-After` in seconds.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// A uniformly random delay in `[0, step]`: "full jitter".
+fn full_jitter(step: Duration) -> Duration {
+    step.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
+impl CloudflareClient {
+    /// Builds a client.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the settings are invalid or the HTTP client cannot be built.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        config.validate()?;
+        // reqwest is built without a TLS provider of its own: use ring, unless the process
+        // already chose one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut base = reqwest::Url::parse(&config.base_url)
+            .map_err(|e| Error::Config(format!("CLOUDFLARE_API_BASE_URL: {e}")))?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("cflogs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let budget = config.rate_budget;
+        // GCRA allows `burst` at once, then one request per period: at most
+        // burst + window / period requests in any window. Keep that under the budget, with 1%
+        // slack for clock differences between us and Cloudflare.
+        let burst = (budget.requests() / 20).clamp(1, 20);
+        let steady = (budget.requests() - burst).max(1);
+        let period = budget.per().mul_f64(1.01) / steady;
+        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+            .ok_or_else(|| Error::Config("the rate budget period is too short".into()))?
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        Ok(Self {
+            http,
+            base,
+            limiter: RateLimiter::direct(quota),
+            paused_until: Mutex::new(None),
+            counters: Counters::default(),
+            config,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Counters since the client was built.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ClientStats {
+            requests: get(&c.requests),
+            retries: get(&c.retries),
+            rate_limited: get(&c.rate_limited),
+            server_errors: get(&c.server_errors),
+            broken_bodies: get(&c.broken_bodies),
+            budget_waits: get(&c.budget_waits),
+            budget_wait_ms: get(&c.budget_wait_ms),
+        }
+    }
+
+    /// Checks the credentials with `GET /user/tokens/verify` (API tokens only).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] for a bad token; transient failures after the retries.
+    pub async fn verify_token(&self) -> Result<()> {
+        if matches!(self.config.credentials, Credentials::Legacy { .. }) {
+            return Ok(());
+        }
+        self.request("user/tokens/verify", &[], "the token status", &|body| {
+            let env: Envelope<'_> =
+                serde_json::from_slice(body).map_err(|e| format!("not a JSON envelope: {e}"))?;
+            Ok(env.success)
+        })
+        .await
+        .and_then(|success| {
+            if success {
+                Ok(())
+            } else {
+                Err(Error::Api {
+                    path: "user/tokens/verify".into(),
+                    message: "the token is not active".into(),
+                })
+            }
+        })
+    }
+
+    /// One page of a listing at `path` (relative to the base URL).
+    pub(crate) async fn listing(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<Page> {
+        let (success, page, errors) = self.request(path, query, what, &parse_listing).await?;
+        if success {
+            Ok(page)
+        } else {
+            Err(Error::Api {
+                path: path.to_owned(),
+                message: errors
+                    .iter()
+                    .map(|e| format!("{} {}", e.code, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+        }
+    }
+
+    /// Sends a GET with retries; `parse` runs inside the retry loop, so a 200 whose body does
+    /// not parse (cut mid-stream) is retried.
+    async fn request<T>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+        parse: &(dyn Fn(&Bytes) -> std::result::Result<T, String> + Sync),
+    ) -> Result<T> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| Error::Config(format!("bad API path {path:?}: {e}")))?;
+        url.query_pairs_mut()
+            .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.config.retry_initial_delay)
+            .with_max_delay(self.config.retry_max_delay)
+            .with_max_times(self.config.max_retries as usize);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(&url, path, what, parse).await
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e| matches!(e, AttemptError::Retry { .. }))
+        .adjust(|e, step| {
+            // `None` means the retries are used up: keep it so.
+            let step = step?;
+            match e {
+                AttemptError::Retry {
+                    retry_after: Some(wait),
+                    ..
+                } => Some(*wait),
+                _ => Some(full_jitter(step)),
+            }
+        })
+        .notify(|e, wait| {
+            bump(&self.counters.retries);
+            if let AttemptError::Retry { problem, .. } = e {
+                warn!(path, retry_in_ms = wait.as_millis() as u64, problem = %problem, "cloudflare request failed, retrying");
+            }
+        })
+        .await;
+        result.map_err(|e| match e {
+            AttemptError::Fail(e) => e,
+            AttemptError::Retry { problem, .. } => Error::Exhausted {
+                path: path.to_owned(),
+                attempts: attempts.load(Ordering::Relaxed),
+                last: problem,
+            },
+        })
+    }
+
+    async fn wait_for_budget(&self) {
+        let started = Instant::now();
+        let pause = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until).await;
+        }
+        self.limiter.until_ready().await;
+        let waited = started.elapsed();
+        if waited >= Duration::from_millis(1) {
+            bump(&self.counters.budget_waits);
+            self.counters
+                .budget_wait_ms
+                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        url: &reqwest::Url,
+        path: &str,
+        what: &str,
+        parse: &(dyn Fn(&Bytes) -> std::result::Result<T, String> + Sync),
+    ) -> std::result::Result<T, AttemptError> {
+        self.wait_for_budget().await;
+        bump(&self.counters.requests);
+        let request = match &self.config.credentials {
+            Credentials::Token(token) => self.http.get(url.clone()).bearer_auth(token.expose()),
+            Credentials::Legacy { email, key } => self
+                .http
+                .get(url.clone())
+                .header("X-Auth-Email", email)
+                .header("X-Auth-Key", key.expose()),
+        };
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| AttemptError::retry(format!("request failed: {}", e.without_url())))?;
+        let status = response.status();
+        let headers = response.headers();
+        if let Some(pause) = header_pause(headers) {
+            debug!(
+                path,
+                pause_ms = pause.as_millis() as u64,
+                "rate budget exhausted per headers"
+            );
+            self.pause_for(pause);
+        }
+        if status.as_u16() == 429 {
+            bump(&self.counters.rate_limited);
+            let wait = retry_after(headers).unwrap_or(Duration::from_secs(60));
+            self.pause_for(wait);
+            return Err(AttemptError::Retry {
+                problem: "rate limited (HTTP 429)".into(),
+                retry_after: Some(wait),
+            });
+        }
+        if status.is_server_error() {
+            bump(&self.counters.server_errors);
+            return Err(AttemptError::Retry {
+                problem: format!("HTTP {status}"),
+                retry_after: retry_after(headers),
+            });
+        }
+        let limit = self.config.max_body_bytes;
+        let mut body = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(AttemptError::Fail(Error::BodyTooLarge {
+                            path: path.to_owned(),
+                            limit,
+                        }));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bump(&self.counters.broken_bodies);
+                    return Err(AttemptError::retry(format!(
+                        "the response body was cut: {}",
+                        e.without_url()
+                    )));
+                }
+            }
+        }
+        let body = body.freeze();
+        if !status.is_success() {
+            let (message, codes) = describe_errors(&body);
+            let code = status.as_u16();
+            return Err(AttemptError::Fail(match code {
+                401 => Error::Unauthorized {
+                    status: code,
+                    message,
+                },
+                403 if codes.contains(&10000) => Error::Unauthorized {
+                    status: code,
+                    message,
+                },
+                403 => Error::Forbidden {
+                    what: what.to_owned(),
+                    permission: "Account Settings Read",
+                    status: code,
+                    message,
+                },
+                400 => Error::BadRequest {
+                    path: path.to_owned(),
+                    message,
+                },
+                _ => Error::Http {
+                    status: code,
+                    path: path.to_owned(),
+                    message,
+                },
+            }));
+        }
+        parse(&body).map_err(|problem| {
+            bump(&self.counters.broken_bodies);
+            AttemptError::retry(problem)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn listings_keep_each_item_exactly() {
+        let body = Bytes::from_static(
+            br#"{"success":true,"errors":[],"messages":[],"result":[{"id":"a", "x" : 1},{"id":"b\u2028"}],"result_info":{"cursors":{"after":"c2"}}}"#,
+        );
+        let (ok, page, _) = parse_listing(&body).unwrap();
+        assert!(ok);
+        assert_eq!(page.items[0], Bytes::from_static(br#"{"id":"a", "x" : 1}"#));
+        assert_eq!(page.items[1], Bytes::from_static(br#"{"id":"b\u2028"}"#));
+        assert_eq!(page.next_cursor.as_deref(), Some("c2"));
+        let body =
+            Bytes::from_static(br#"{"success":true,"result":[],"result_info":{"cursor":""}}"#);
+        assert_eq!(parse_listing(&body).unwrap().1.next_cursor, None);
+        let body =
+            Bytes::from_static(br#"{"success":true,"result":[],"result_info":{"cursor":"n"}}"#);
+        assert_eq!(
+            parse_listing(&body).unwrap().1.next_cursor.as_deref(),
+            Some("n")
+        );
+        assert!(
+            parse_listing(&Bytes::from_static(br#"{"success":true,"result":[{"id":"#)).is_err()
+        );
+    }
+
+    #[test]
+    fn rate_limit_headers_pause_only_when_exhausted() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "ratelimit",
+            HeaderValue::from_static("\"default\";r=5;t=30"),
+        );
+        assert_eq!(header_pause(&h), None);
+        h.insert(
+            "ratelimit",
+            HeaderValue::from_static("\"default\";r=0;t=30"),
+        );
+        assert_eq!(header_pause(&h), Some(Duration::from_secs(30)));
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("12"));
+        assert_eq!(header_pause(&h), Some(Duration::from_secs(12)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn full_jitter_stays_within_the_step() {
+        for _ in 0..1000 {
+            assert!(full_jitter(Duration::from_secs(2)) <= Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Settings of the Cloudflare client and sources. Each type validates at construction.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A credential. `Debug` and `Display` print `***`; only [`Secret::expose`] gives the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How requests authenticate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// An API token, sent as `Authorization: Bearer …` (recommended).
+    Token(Secret),
+    /// The legacy global API key, sent as `X-Auth-Email` and `X-Auth-Key`.
+    Legacy {
+        /// The account email.
+        email: String,
+        /// The global API key.
+        key: Secret,
+    },
+}
+
+impl Credentials {
+    /// Who the rate budget belongs to, without the secret: Cloudflare counts requests per
+    /// token (or per user for the legacy key).
+    pub fn owner_label(&self) -> String {
+        match self {
+            Credentials::Token(_) => "api token".to_owned(),
+            Credentials::Legacy { email, .. } => format!("legacy key of {email}"),
+        }
+    }
+}
+
+/// Requests allowed per period for one token. Cloudflare allows 1200 per 5 minutes; one more
+/// blocks *every* call of the token for 5 minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateBudget {
+    requests: u32,
+    per: Duration,
+}
+
+impl RateBudget {
+    /// `requests` per `per`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when either is zero.
+    pub fn new(requests: u32, per: Duration) -> Result<Self> {
+        if requests == 0 || per.is_zero() {
+            return Err(Error::Config(
+                "the rate budget needs at least 1 request per non-zero period".into(),
+            ));
+        }
+        Ok(Self { requests, per })
+    }
+
+    /// Requests per period.
+    pub fn requests(&self) -> u32 {
+        self.requests
+    }
+
+    /// The period.
+    pub fn per(&self) -> Duration {
+        self.per
+    }
+}
+
+impl Default for RateBudget {
+    /// Cloudflare's limit: 1200 requests per 5 minutes.
+    fn default() -> Self {
+        Self {
+            requests: 1200,
+            per: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Settings of a [`CloudflareClient`](crate::CloudflareClient).
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// API base URL, `https://api.cloudflare.com/client/v4` unless a proxy or simulator is
+    /// used (`CLOUDFLARE_API_BASE_URL`).
+    pub base_url: String,
+    /// How requests authenticate.
+    pub credentials: Credentials,
+    /// Time allowed for one request, body included (`CLOUDFLARE_REQUEST_TIMEOUT_SECONDS`).
+    pub request_timeout: Duration,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Retries of one request after transient failures (5xx, 429, connection errors, cut
+    /// bodies), before the cycle fails and is retried by the pipeline.
+    pub max_retries: u32,
+    /// First retry delay; it doubles up to `retry_max_delay`, with full jitter.
+    pub retry_initial_delay: Duration,
+    /// Longest retry delay (a `Retry-After` from Cloudflare is honoured even when longer).
+    pub retry_max_delay: Duration,
+    /// The token's request budget, shared by every stream using this client.
+    pub rate_budget: RateBudget,
+    /// Largest response body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl ClientConfig {
+    /// The defaults for `credentials`: Cloudflare's API, 30 s request timeout, 10 s connect
+    /// timeout, 8 retries from 500 ms to 60 s, 1200 requests per 5 minutes, 64 MiB bodies.
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            base_url: "https://api.cloudflare.com/client/v4".to_owned(),
+            credentials,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 8,
+            retry_initial_delay: Duration::from_millis(500),
+            retry_max_delay: Duration::from_secs(60),
+            rate_budget: RateBudget::default(),
+            max_body_bytes: 64 << 20,
+        }
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting: a base URL that is not `http(s)://…`, empty
+    /// credentials, zero timeouts or body bound.
+    pub fn validate(&self) -> Result<()> {
+        let url = reqwest::Url::parse(&self.base_url).map_err(|e| {
+            Error::Config(format!(
+                "CLOUDFLARE_API_BASE_URL {:?} is not a URL ({e}); use e.g. https://api.cloudflare.com/client/v4",
+                self.base_url
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Error::Config(format!(
+                "CLOUDFLARE_API_BASE_URL {:?} must be an http:// or https:// URL with a host",
+                self.base_url
+            )));
+        }
+        match &self.credentials {
+            Credentials::Token(t) if t.expose().trim().is_empty() => {
+                return Err(Error::Config(
+                    "CLOUDFLARE_API_TOKEN is empty; create a token with the \"Account Settings Read\" permission".into(),
+                ));
+            }
+            Credentials::Legacy { email, key }
+                if email.trim().is_empty() || key.expose().trim().is_empty() =>
+            {
+                return Err(Error::Config(
+                    "the legacy key needs both CLOUDFLARE_API_EMAIL and CLOUDFLARE_API_KEY".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::Config(
+                "CLOUDFLARE_REQUEST_TIMEOUT_SECONDS must be at least 1".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(Error::Config(
+                "the response body bound must be at least 1 KiB".into(),
+            ));
+        }
+        if self.retry_initial_delay.is_zero() || self.retry_max_delay < self.retry_initial_delay {
+            return Err(Error::Config(
+                "the first retry delay must be positive and at most the longest".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A Cloudflare account id (`CLOUDFLARE_ACCOUNT_ID`): 1 to 64 ASCII letters, digits, `-`, `_`
+/// (real ids are 32 hex digits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// Validates an account id.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `CLOUDFLARE_ACCOUNT_ID`.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        let ok = (1..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(id))
+        } else {
+            Err(Error::Config(format!(
+                "CLOUDFLARE_ACCOUNT_ID {id:?} is not an account id; copy the 32-character id \
+                 from the dashboard's account overview"
+            )))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Page size of audit log requests (`CLOUDFLARE_PER_PAGE`): 1 to 1000.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerPage(u32);
+
+impl PerPage {
+    /// Cloudflare's largest page.
+    pub const MAX: PerPage = PerPage(1000);
+
+    /// Validates a page size.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `1 <= n <= 1000`.
+    pub fn new(n: u32) -> Result<Self> {
+        if (1..=1000).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(Error::Config(format!(
+                "CLOUDFLARE_PER_PAGE {n} is out of range; Cloudflare allows 1 to 1000"
+            )))
+        }
+    }
+
+    /// The size.
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for PerPage {
+    fn default() -> Self {
+        Self::MAX
+    }
+}
+
+/// Which audit log API a source reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditApi {
+    /// `GET /accounts/{id}/audit_logs` (page numbers).
+    V1,
+    /// `GET /accounts/{id}/logs/audit` (cursors).
+    V2,
+}
+
+impl AuditApi {
+    /// `"v1"` or `"v2"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditApi::V1 => "v1",
+            AuditApi::V2 => "v2",
+        }
+    }
+}
+
+/// Settings of one [`AuditLogSource`](crate::AuditLogSource).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditSourceConfig {
+    /// The account.
+    pub account: AccountId,
+    /// The API version.
+    pub api: AuditApi,
+    /// Page size.
+    pub per_page: PerPage,
+    /// Leave out events by users (`CLOUDFLARE_HIDE_USER_LOGS`, v1 only).
+    pub hide_user_logs: bool,
+}
+
+impl AuditSourceConfig {
+    /// The defaults for `account` and `api`: pages of 1000, user events included.
+    pub fn new(account: AccountId, api: AuditApi) -> Self {
+        Self {
+            account,
+            api,
+            per_page: PerPage::default(),
+            hide_user_logs: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let config = ClientConfig::new(Credentials::Legacy {
+            email: "a@example.com".into(),
+            key: Secret::new("very-secret-key"),
+        });
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret-key"), "{debug}");
+        assert!(debug.contains("Secret(***)"));
+        assert_eq!(Secret::new("x").to_string(), "***");
+    }
+
+    #[test]
+    fn settings_are_validated_with_the_variable_named() {
+        let mut c = ClientConfig::new(Credentials::Token(Secret::new("t")));
+        c.validate().unwrap();
+        c.base_url = "ftp://x".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CLOUDFLARE_API_BASE_URL")
+        );
+        c.base_url = "not a url".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CLOUDFLARE_API_BASE_URL")
+        );
+        let c = ClientConfig::new(Credentials::Token(Secret::new(" ")));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CLOUDFLARE_API_TOKEN")
+        );
+        assert!(
+            PerPage::new(1001)
+                .unwrap_err()
+                .to_string()
+                .contains("CLOUDFLARE_PER_PAGE")
+        );
+        assert!(PerPage::new(0).is_err());
+        assert_eq!(PerPage::new(1000).unwrap().get(), 1000);
+        assert!(
+            AccountId::new("")
+                .unwrap_err()
+                .to_string()
+                .contains("CLOUDFLARE_ACCOUNT_ID")
+        );
+        assert!(AccountId::new("a/b").is_err());
+        assert!(RateBudget::new(0, Duration::from_secs(1)).is_err());
+    }
+}

@@ -1,0 +1,478 @@
+//! The audit log sources against the Cloudflare simulator (`cflogs-sim`, spawned on
+//! 127.0.0.1:0): every trap of the real API, retries, rate limiting, quarantine, secrets.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cflogs_cloudflare::{
+    AccountId, AuditApi, AuditLogSource, AuditSourceConfig, ClientConfig, CloudflareClient,
+    Credentials, PerPage, RateBudget, Secret,
+};
+use cflogs_core::{BatchLimits, EventId, EventSource, FetchRequest, Fetched, Timestamp, Window};
+use cflogs_sim::{CursorStyle, RunningSim, Simulator, SimulatorBuilder};
+use chrono::{DurationRound, TimeDelta, Utc};
+
+const TOKEN: &str = "tok-7f3a-very-secret";
+
+fn hour_ago() -> Timestamp {
+    Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::hours(1)
+}
+
+fn sim(seed: u64, events: u64) -> SimulatorBuilder {
+    let from = hour_ago() - TimeDelta::hours(1);
+    Simulator::builder()
+        .seed(seed)
+        .account("acc1")
+        .token(TOKEN)
+        .span(from, from + TimeDelta::hours(1), events)
+        .late_fraction(0.0)
+        .malformed_rate(0.0)
+        .error_rate(0.0)
+        .cut_body_rate(0.0)
+        .no_rate_limit()
+}
+
+fn client_config(sim: &RunningSim) -> ClientConfig {
+    let mut c = ClientConfig::new(Credentials::Token(Secret::new(TOKEN)));
+    c.base_url = sim.base_url();
+    c.retry_initial_delay = Duration::from_millis(2);
+    c.retry_max_delay = Duration::from_millis(50);
+    c.max_retries = 12;
+    c.rate_budget = RateBudget::new(100_000, Duration::from_secs(1)).unwrap();
+    c
+}
+
+fn source(client: &Arc<CloudflareClient>, api: AuditApi, per_page: u32) -> AuditLogSource {
+    let mut config = AuditSourceConfig::new(AccountId::new("acc1").unwrap(), api);
+    config.per_page = PerPage::new(per_page).unwrap();
+    AuditLogSource::new(client.clone(), config)
+}
+
+fn whole(window: Window) -> FetchRequest {
+    FetchRequest {
+        window,
+        floor: window.from(),
+        limits: BatchLimits::new(usize::MAX, usize::MAX).unwrap(),
+    }
+}
+
+/// An error and its sources, as a user reads it.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn span_window() -> Window {
+    let from = hour_ago() - TimeDelta::hours(1);
+    Window::new(from, from + TimeDelta::hours(1)).unwrap()
+}
+
+fn ids_in(fetched: &Fetched, window: &Window) -> Vec<String> {
+    let set: BTreeSet<String> = fetched
+        .events
+        .iter()
+        .filter(|e| window.contains(e.occurred_at))
+        .map(|e| e.id.as_str().to_owned())
+        .collect();
+    set.into_iter().collect()
+}
+
+#[tokio::test]
+async fn every_event_is_read_across_pages_with_ties_in_v1_and_v2() {
+    for (api, style) in [
+        (AuditApi::V1, CursorStyle::After),
+        (AuditApi::V2, CursorStyle::After),
+        (AuditApi::V2, CursorStyle::Cursor),
+        (AuditApi::V2, CursorStyle::Alternate),
+    ] {
+        let sim = sim(1, 700)
+            .bursts(0.3, 6)
+            .cursor_style(style)
+            .build()
+            .unwrap()
+            .spawn()
+            .await
+            .unwrap();
+        let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+        let window = span_window();
+        let fetched = source(&client, api, 7).fetch(&whole(window)).await.unwrap();
+        let want = sim.visible_ids_in("acc1", window.from(), window.to());
+        assert_eq!(want.len(), 700);
+        assert_eq!(ids_in(&fetched, &window), want, "{api:?} {style:?}");
+        assert!(fetched.quarantined.is_empty());
+        // Ties really straddled pages: some timestamp has more events than a page.
+        let mut per_time = std::collections::BTreeMap::new();
+        for e in &fetched.events {
+            *per_time.entry(e.occurred_at).or_insert(0) += 1;
+        }
+        assert!(per_time.values().any(|n| *n > 1), "the simulator made ties");
+        assert!(client.stats().requests >= 100, "700 events in pages of 7");
+        sim.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn since_is_inclusive_and_a_window_edge_on_an_event_keeps_it_exactly_once() {
+    let sim = sim(2, 300).build().unwrap().spawn().await.unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let events = sim.events("acc1");
+    let edge = events[150].when;
+    for api in [AuditApi::V1, AuditApi::V2] {
+        let s = source(&client, api, 50);
+        let left = Window::new(span_window().from(), edge).unwrap();
+        let right = Window::new(edge, span_window().to()).unwrap();
+        let a = ids_in(&s.fetch(&whole(left)).await.unwrap(), &left);
+        let b = ids_in(&s.fetch(&whole(right)).await.unwrap(), &right);
+        assert!(
+            b.contains(&events[150].id),
+            "an event at `since` is included ({api:?})"
+        );
+        assert!(
+            !a.contains(&events[150].id),
+            "and not in the window ending there"
+        );
+        let all: BTreeSet<String> = a.iter().chain(&b).cloned().collect();
+        assert_eq!(all.len(), a.len() + b.len(), "no event in both windows");
+        assert_eq!(all.into_iter().collect::<Vec<_>>(), sim.visible_ids("acc1"));
+    }
+}
+
+#[tokio::test]
+async fn a_page_past_the_end_answers_400_and_ends_the_window() {
+    // 3 full pages: v1 learns the end only from the 400 for page 4.
+    let sim = sim(3, 30)
+        .page_past_end_400(true)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let window = span_window();
+    let fetched = source(&client, AuditApi::V1, 10)
+        .fetch(&whole(window))
+        .await
+        .unwrap();
+    assert_eq!(ids_in(&fetched, &window).len(), 30);
+    assert_eq!(sim.stats().status_count(400), 1, "page 4 answered 400");
+}
+
+#[tokio::test]
+async fn a_400_on_the_first_page_is_a_clear_fatal_error() {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            r#"{"success":false,"errors":[{"code":1004,"message":"since must be before before"}],"messages":[],"result":null}"#,
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = ClientConfig::new(Credentials::Token(Secret::new(TOKEN)));
+    config.base_url = format!("http://{addr}/client/v4");
+    let client = Arc::new(CloudflareClient::new(config).unwrap());
+    let e = source(&client, AuditApi::V1, 10)
+        .fetch(&whole(span_window()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, cflogs_core::Error::Fatal { .. }), "{e:?}");
+    let text = chain(&e);
+    assert!(
+        text.contains("since must be before before") && text.contains("HTTP 400"),
+        "{text}"
+    );
+    assert_eq!(client.stats().requests, 1, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn server_errors_and_cut_bodies_are_retried_until_every_event_is_read() {
+    let sim = sim(4, 500)
+        .error_rate(0.2)
+        .cut_body_rate(0.15)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let window = span_window();
+    for api in [AuditApi::V1, AuditApi::V2] {
+        let fetched = source(&client, api, 20)
+            .fetch(&whole(window))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids_in(&fetched, &window),
+            sim.visible_ids("acc1"),
+            "{api:?}"
+        );
+    }
+    let stats = client.stats();
+    let served = sim.stats();
+    assert!(
+        served.injected_5xx > 0 && served.cut_bodies > 0,
+        "{served:?}"
+    );
+    assert_eq!(stats.server_errors, served.injected_5xx);
+    assert!(stats.broken_bodies > 0, "{stats:?}");
+    assert_eq!(
+        stats.retries,
+        stats.server_errors + stats.broken_bodies,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_backfill_stays_inside_the_rate_budget_and_triggers_no_block() {
+    // Scaled-down numbers of Cloudflare's 1200 requests per 5 minutes.
+    let sim = sim(5, 600)
+        .rate_limit(40, Duration::from_secs(2), Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let mut config = client_config(&sim);
+    config.rate_budget = RateBudget::new(40, Duration::from_secs(2)).unwrap();
+    let client = Arc::new(CloudflareClient::new(config).unwrap());
+    let window = span_window();
+    let started = std::time::Instant::now();
+    let fetched = source(&client, AuditApi::V1, 5)
+        .fetch(&whole(window))
+        .await
+        .unwrap();
+    assert_eq!(ids_in(&fetched, &window).len(), 600);
+    let served = sim.stats();
+    assert_eq!(served.blocks_triggered, 0, "{served:?}");
+    assert_eq!(served.rate_limited, 0, "{served:?}");
+    assert!(client.stats().requests >= 120);
+    assert!(
+        client.stats().budget_waits > 0,
+        "the budget made requests wait"
+    );
+    // 121 requests at 40 per 2 s take at least ~4 s.
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_ratelimit_headers_keep_a_misconfigured_budget_from_triggering_a_block() {
+    let sim = sim(6, 100)
+        .rate_limit(5, Duration::from_secs(1), Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    // A budget far above the server's, as when the limit is lower than configured.
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let window = span_window();
+    let fetched = source(&client, AuditApi::V2, 10)
+        .fetch(&whole(window))
+        .await
+        .unwrap();
+    assert_eq!(ids_in(&fetched, &window).len(), 100);
+    assert_eq!(sim.stats().blocks_triggered, 0, "{:?}", sim.stats());
+    assert!(client.stats().budget_waits > 0, "{:?}", client.stats());
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_for_its_retry_after() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().fallback(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    r#"{"success":false,"errors":[{"code":971,"message":"Please wait"}],"messages":[],"result":null}"#,
+                )
+            } else {
+                (
+                    axum::http::StatusCode::OK,
+                    [("retry-after", "0")],
+                    r#"{"success":true,"errors":[],"messages":[],"result":[]}"#,
+                )
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = ClientConfig::new(Credentials::Token(Secret::new(TOKEN)));
+    config.base_url = format!("http://{addr}/client/v4");
+    config.retry_initial_delay = Duration::from_millis(1);
+    config.retry_max_delay = Duration::from_millis(10);
+    let client = Arc::new(CloudflareClient::new(config).unwrap());
+    let started = std::time::Instant::now();
+    let fetched = source(&client, AuditApi::V1, 10)
+        .fetch(&whole(span_window()))
+        .await
+        .unwrap();
+    assert!(fetched.events.is_empty());
+    assert_eq!(client.stats().rate_limited, 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After: 1, twice, not the 10 ms backoff"
+    );
+}
+
+#[tokio::test]
+async fn malformed_events_are_quarantined_with_their_bytes_and_never_block() {
+    let sim = sim(7, 400)
+        .malformed_rate(0.05)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let window = span_window();
+    let malformed = sim.malformed("acc1");
+    assert!(malformed.len() >= 5, "{}", malformed.len());
+    for api in [AuditApi::V1, AuditApi::V2] {
+        let fetched = source(&client, api, 30)
+            .fetch(&whole(window))
+            .await
+            .unwrap();
+        assert_eq!(ids_in(&fetched, &window), sim.visible_ids("acc1"));
+        let got: BTreeSet<EventId> = fetched.quarantined.iter().map(|q| q.id.clone()).collect();
+        let want: BTreeSet<EventId> = malformed
+            .iter()
+            .map(|m| {
+                EventId::content_hash(if api == AuditApi::V1 {
+                    m.v1.as_bytes()
+                } else {
+                    m.v2.as_bytes()
+                })
+            })
+            .collect();
+        assert_eq!(got, want, "{api:?}");
+        assert!(
+            fetched.quarantined.iter().all(|q| q.reason.contains("'id'")
+                || q.reason.contains("time")
+                || q.reason.contains("when")),
+            "{:?}",
+            fetched
+                .quarantined
+                .iter()
+                .map(|q| &q.reason)
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn credential_errors_are_fatal_name_the_fix_and_never_show_the_secret() {
+    let sim = sim(8, 10)
+        .token_without_audit_permission("tok-without-permission-xyz")
+        .legacy_key("ops@example.com", "legacy-key-secret-123")
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let window = span_window();
+    let mut config = client_config(&sim);
+    config.credentials = Credentials::Token(Secret::new("tok-wrong-secret-456"));
+    let client = Arc::new(CloudflareClient::new(config.clone()).unwrap());
+    let e = source(&client, AuditApi::V1, 10)
+        .fetch(&whole(window))
+        .await
+        .unwrap_err();
+    let text = format!("{} {e:?} {client:?}", chain(&e));
+    assert!(matches!(e, cflogs_core::Error::Fatal { .. }));
+    assert!(text.contains("CLOUDFLARE_API_TOKEN"), "{text}");
+    assert!(!text.contains("tok-wrong-secret-456"), "{text}");
+    assert_eq!(client.stats().requests, 1, "auth errors are not retried");
+
+    config.credentials = Credentials::Token(Secret::new("tok-without-permission-xyz"));
+    let client = Arc::new(CloudflareClient::new(config.clone()).unwrap());
+    let s = source(&client, AuditApi::V2, 10);
+    let e = s.fetch(&whole(window)).await.unwrap_err();
+    let text = format!("{} {e:?} {client:?} {s:?}", chain(&e));
+    assert!(text.contains("Account Settings Read"), "{text}");
+    assert!(!text.contains("tok-without-permission-xyz"), "{text}");
+
+    config.credentials = Credentials::Legacy {
+        email: "ops@example.com".into(),
+        key: Secret::new("legacy-key-secret-123"),
+    };
+    let client = Arc::new(CloudflareClient::new(config).unwrap());
+    let fetched = source(&client, AuditApi::V1, 10)
+        .fetch(&whole(window))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_in(&fetched, &window).len(),
+        10,
+        "legacy email + key works"
+    );
+    assert!(!format!("{client:?}").contains("legacy-key-secret-123"));
+}
+
+#[tokio::test]
+async fn both_sources_keep_the_event_source_contract() {
+    let sim = sim(9, 300)
+        .bursts(0.2, 4)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let window = span_window();
+    let expected: Vec<EventId> = sim
+        .visible_ids("acc1")
+        .into_iter()
+        .map(|id| EventId::new(id).unwrap())
+        .collect();
+    for api in [AuditApi::V1, AuditApi::V2] {
+        cflogs_core::testing::conformance::event_source(
+            &source(&client, api, 10),
+            &window,
+            &expected,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn paging_stops_early_at_the_cap_and_is_complete_up_to_there() {
+    let sim = sim(10, 500).build().unwrap().spawn().await.unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let window = span_window();
+    for api in [AuditApi::V1, AuditApi::V2] {
+        let request = FetchRequest {
+            window,
+            floor: window.from(),
+            limits: BatchLimits::new(50, usize::MAX).unwrap(),
+        };
+        let before = client.stats().requests;
+        let fetched = source(&client, api, 20).fetch(&request).await.unwrap();
+        let cut = fetched.complete_to.expect("stopped early");
+        assert!(cut > window.from() && cut < window.to());
+        let part = Window::new(window.from(), cut).unwrap();
+        assert_eq!(
+            ids_in(&fetched, &part),
+            sim.visible_ids_in("acc1", window.from(), cut)
+        );
+        assert!(
+            client.stats().requests - before <= 4,
+            "stopped after ~3 pages of 20"
+        );
+    }
+}
