@@ -97,6 +97,19 @@ pub(crate) fn hex32(rng: &mut StdRng) -> String {
     hex_n(rng, 32)
 }
 
+/// A 32-hex id that is a function of `parts` (and the account): the same actor, token, zone or
+/// resource keeps its id across events, as in a real account.
+fn stable_hex32(acc: &AccountInfo, parts: &[&str]) -> String {
+    let mut h = acc.hash;
+    for part in parts {
+        h = mix(h, fnv1a(part.as_bytes()));
+    }
+    format!("{:016x}{:016x}", mix(h, 1), mix(h, 2))
+}
+
+/// How many distinct resources an account's events touch.
+const RESOURCES_PER_ACCOUNT: u32 = 400;
+
 fn uuid(rng: &mut StdRng) -> String {
     let mut b: [u8; 16] = rng.random::<u128>().to_be_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -411,12 +424,12 @@ fn gen_event(
         _ => "system",
     };
     let human = matches!(actor_type, "user" | "admin");
-    let actor_id = hex32(rng);
     let email = if human {
         Some(*pick(rng, EMAILS))
     } else {
         None
     };
+    let actor_id = stable_hex32(acc, &["actor", actor_type, email.unwrap_or("")]);
     let ip = if human {
         gen_ip(rng)
     } else if rng.random_bool(0.5) {
@@ -441,17 +454,22 @@ fn gen_event(
         None => "oauth",
     };
     let token = if context == "api_token" {
-        Some((hex32(rng), format!("{} automation", action.product)))
+        Some((
+            stable_hex32(acc, &["token", action.product]),
+            format!("{} automation", action.product),
+        ))
     } else {
         None
     };
     let zone = if action.zoned || rng.random_bool(0.2) {
-        Some((hex32(rng), *pick(rng, ZONES)))
+        let name = *pick(rng, ZONES);
+        Some((stable_hex32(acc, &["zone", name]), name))
     } else {
         None
     };
     let resource_id = if rng.random_bool(0.9) {
-        Some(hex32(rng))
+        let n = rng.random_range(0..RESOURCES_PER_ACCOUNT).to_string();
+        Some(stable_hex32(acc, &["resource", action.product, &n]))
     } else {
         None
     };
