@@ -35,6 +35,9 @@ pub fn base() -> SimulatorBuilder {
 }
 
 pub fn client() -> reqwest::Client {
+    // In a workspace build, reqwest's features are unified with the adapters', which use rustls
+    // without a built-in provider: name one, or building a client panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

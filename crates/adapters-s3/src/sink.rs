@@ -1,0 +1,415 @@
+//! [`ParquetArchive`]: the [`ArchiveSink`] over any object store.
+//!
+//! - `stage` encodes the batch into one Parquet object per hour its events occurred in (and
+//!   one for its quarantined records) and uploads each to `_staging/{stream}/{seq}-e{epoch}/`,
+//!   streaming: the SHA-256 and size in the manifest are computed on the bytes as they are
+//!   uploaded.
+//! - `publish` copies each staged object to its final key server-side (`CopyObject` on S3),
+//!   writes the manifest (its canonical bytes) to `_manifests/{stream}/{seq}.json`, then deletes
+//!   the staged objects. Run again, it finds the staged objects gone and checks that each final
+//!   object holds the manifest's bytes; a staged object gone with no such final object is
+//!   [`Error::Fatal`] (lost data).
+//! - `sweep` deletes stale staged objects (see the port's contract).
+//!
+//! Memory: a batch is capped by the pipeline (64 MiB of raw JSON by default). While staging,
+//! the encoder holds one chunk of rows as Arrow arrays (8,192 rows by default) and the pages of
+//! one row group (at most 65,536 rows, compressed); finished row groups go straight to the
+//! upload, which holds at most the multipart threshold (16 MiB) before switching to multipart,
+//! then one part being filled and `max_concurrency` parts in flight (8 MiB each).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cflogs_core::{
+    ArchiveSink, Batch, Checkpoint, Clock, Digest, Error, Event, Manifest, ManifestObject, Result,
+    StageRequest, StreamId, SystemClock,
+};
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use parquet::file::metadata::KeyValue;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{ArchiveConfig, ParquetSettings, UploadSettings};
+use crate::error::ArchiveError;
+use crate::layout;
+use crate::parquet::{EventSchema, PartWriter};
+use crate::store::{LockThis, build_store};
+use crate::verify::{VerifyReport, verify};
+
+/// The Parquet archive on an object store (S3-compatible, local directory, memory).
+#[derive(Clone)]
+pub struct ParquetArchive {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    upload: UploadSettings,
+    parquet: ParquetSettings,
+}
+
+impl std::fmt::Debug for ParquetArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetArchive")
+            .field("store", &self.store.to_string())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParquetArchive {
+    /// Opens the archive `config` describes.
+    ///
+    /// # Errors
+    /// As [`build_store`].
+    pub fn open(config: &ArchiveConfig) -> Result<Self> {
+        Ok(Self::new(build_store(config)?, &config.prefix)
+            .with_upload(config.upload)
+            .with_parquet(config.parquet))
+    }
+
+    /// An archive in `store` under `prefix` (leading and trailing `/` ignored).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        Self {
+            store,
+            prefix: prefix.trim_matches('/').to_owned(),
+            clock: Arc::new(SystemClock),
+            upload: UploadSettings::default(),
+            parquet: ParquetSettings::default(),
+        }
+    }
+
+    /// Uses `clock` to judge the age of staged objects in [`ArchiveSink::sweep`] (their
+    /// modification time comes from the store, so the clock should be the wall clock).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets how objects are uploaded.
+    #[must_use]
+    pub fn with_upload(mut self, upload: UploadSettings) -> Self {
+        self.upload = upload;
+        self
+    }
+
+    /// Sets how Parquet is written.
+    #[must_use]
+    pub fn with_parquet(mut self, parquet: ParquetSettings) -> Self {
+        self.parquet = parquet;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The key prefix (without trailing `/`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The store path of a key relative to the prefix.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the key is not a valid object path.
+    pub fn path(&self, key: &str) -> Result<Path> {
+        object_path(&self.prefix, key)
+    }
+
+    /// Walks the manifest chain of `stream` and checks every object; see [`verify`].
+    ///
+    /// # Errors
+    /// As [`verify`].
+    pub async fn verify(
+        &self,
+        stream: &StreamId,
+        expected_head: Option<Digest>,
+    ) -> Result<VerifyReport> {
+        verify(self.store.as_ref(), &self.prefix, stream, expected_head).await
+    }
+
+    /// Encodes and uploads one object, returning its manifest entry.
+    async fn stage_object(
+        &self,
+        staged_key: String,
+        final_key: String,
+        mut writer: PartWriter,
+        feed: impl FnMut(&mut PartWriter, usize) -> Option<crate::error::Result<()>>,
+    ) -> std::result::Result<ManifestObject, ArchiveError> {
+        let path = self
+            .path(&staged_key)
+            .map_err(|e| ArchiveError::Refused(e.to_string()))?;
+        let mut upload = crate::upload::Upload::new(self.store.clone(), path, self.upload);
+        let result = async {
+            let mut feed = feed;
+            let mut chunk = 0;
+            while let Some(step) = feed(&mut writer, chunk) {
+                step?;
+                chunk += 1;
+                // Hand complete row groups to the upload as they appear.
+                if writer.output_len() > 0 {
+                    upload.write(writer.take_output()).await?;
+                }
+            }
+            let mut done = writer.finish()?;
+            upload.write(std::mem::take(&mut done.tail)).await?;
+            Ok::<_, ArchiveError>(done)
+        }
+        .await;
+        let done = match result {
+            Ok(done) => done,
+            Err(e) => {
+                upload.abort().await;
+                return Err(e);
+            }
+        };
+        upload.finish().await?;
+        Ok(ManifestObject {
+            final_key,
+            staged_key,
+            sha256: done.sha256,
+            rows: done.rows,
+            bytes: done.bytes,
+        })
+    }
+
+    async fn stage_inner(
+        &self,
+        batch: &Batch,
+        request: StageRequest,
+    ) -> std::result::Result<Manifest, ArchiveError> {
+        let staged_dir = layout::staging_batch_dir(&batch.stream, request.seq, request.epoch);
+        let meta = |kind: &str| {
+            vec![
+                KeyValue::new("cflogs.stream".to_owned(), batch.stream.to_string()),
+                KeyValue::new("cflogs.dataset".to_owned(), batch.dataset.to_string()),
+                KeyValue::new("cflogs.seq".to_owned(), request.seq.to_string()),
+                KeyValue::new("cflogs.content".to_owned(), kind.to_owned()),
+            ]
+        };
+        // One object per hour the events occurred in. Batches arrive sorted by time, so each
+        // hour's events keep their order.
+        let mut by_hour: BTreeMap<String, Vec<&Event>> = BTreeMap::new();
+        for e in &batch.events {
+            by_hour
+                .entry(layout::partition(&batch.dataset, e.occurred_at))
+                .or_default()
+                .push(e);
+        }
+        let schema = EventSchema::of(&batch.dataset);
+        let chunk_rows = self.parquet.chunk_rows.max(1);
+        let mut objects = Vec::with_capacity(by_hour.len() + 1);
+        for (n, (partition, events)) in by_hour.into_iter().enumerate() {
+            let writer = PartWriter::events(schema, &self.parquet, meta("events"))?;
+            let staged_key = format!("{staged_dir}/{n:04}.parquet");
+            let final_key = format!(
+                "{partition}/{}",
+                layout::data_file_name(&batch.stream, request.seq)
+            );
+            let object = self
+                .stage_object(staged_key, final_key, writer, |w, chunk| {
+                    let part = events.chunks(chunk_rows).nth(chunk)?;
+                    Some(w.write_events(part, request.now))
+                })
+                .await?;
+            objects.push(object);
+        }
+        if !batch.quarantined.is_empty() {
+            let writer = PartWriter::quarantine(&self.parquet, meta("quarantine"))?;
+            let staged_key = format!("{staged_dir}/quarantine.parquet");
+            let final_key = layout::quarantine_key(&batch.stream, request.seq);
+            let object = self
+                .stage_object(staged_key, final_key, writer, |w, chunk| {
+                    let part = batch.quarantined.chunks(chunk_rows).nth(chunk)?;
+                    Some(w.write_quarantined(part, request.now))
+                })
+                .await?;
+            objects.push(object);
+        }
+        Ok(Manifest {
+            version: Manifest::VERSION,
+            stream: batch.stream.clone(),
+            dataset: batch.dataset.clone(),
+            seq: request.seq,
+            epoch: request.epoch,
+            window: batch.window,
+            events: batch.events.len() as u64,
+            quarantined: batch.quarantined.len() as u64,
+            objects,
+            prev: request.prev,
+            created_at: request.now,
+        })
+    }
+
+    /// SHA-256 and size of the object at `path`, streamed; `None` if it does not exist.
+    async fn digest_of(
+        &self,
+        path: &Path,
+    ) -> std::result::Result<Option<(Digest, u64)>, ArchiveError> {
+        digest_of(self.store.as_ref(), path).await
+    }
+
+    async fn publish_object(&self, o: &ManifestObject) -> Result<()> {
+        let staged = self.path(&o.staged_key)?;
+        let target = self.path(&o.final_key)?;
+        match self.store.copy(&staged, &target).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {
+                // Staged object gone: published before, or lost.
+                match self
+                    .digest_of(&target)
+                    .await
+                    .map_err(|e| e.into_core("archive publish"))?
+                {
+                    Some((digest, size)) if digest == o.sha256 && size == o.bytes => Ok(()),
+                    Some((digest, _)) => Err(Error::fatal(
+                        "archive publish",
+                        format!(
+                            "staged object {} is gone and final object {} holds other bytes \
+                             (sha256 {digest}, manifest says {}): data lost or modified",
+                            o.staged_key, o.final_key, o.sha256
+                        ),
+                    )),
+                    None => Err(Error::fatal(
+                        "archive publish",
+                        format!(
+                            "staged object {} is gone and final object {} is missing: data lost",
+                            o.staged_key, o.final_key
+                        ),
+                    )),
+                }
+            }
+            Err(e) => {
+                Err(ArchiveError::store("copy", staged.as_ref(), e).into_core("archive publish"))
+            }
+        }
+    }
+}
+
+/// The store path of `key` under `prefix`.
+pub(crate) fn object_path(prefix: &str, key: &str) -> Result<Path> {
+    let full = layout::join(prefix, key);
+    Path::parse(&full).map_err(|e| Error::invalid("object key", format!("{full:?}: {e}")))
+}
+
+/// SHA-256 and size of the object at `path`, streamed; `None` if it does not exist.
+pub(crate) async fn digest_of(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> std::result::Result<Option<(Digest, u64)>, ArchiveError> {
+    let result = match store.get(path).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(ArchiveError::store("get", path.as_ref(), e)),
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut stream = result.into_stream();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| ArchiveError::store("read", path.as_ref(), e))?
+    {
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+    }
+    Ok(Some((Digest::from_bytes(hasher.finalize().into()), size)))
+}
+
+#[async_trait]
+impl ArchiveSink for ParquetArchive {
+    async fn stage(&self, batch: &Batch, request: StageRequest) -> Result<Manifest> {
+        let manifest = self
+            .stage_inner(batch, request)
+            .await
+            .map_err(|e| e.into_core("archive stage"))?;
+        tracing::debug!(
+            stream = %batch.stream,
+            seq = request.seq,
+            epoch = %request.epoch,
+            objects = manifest.objects.len(),
+            bytes = manifest.objects.iter().map(|o| o.bytes).sum::<u64>(),
+            "archive batch staged"
+        );
+        Ok(manifest)
+    }
+
+    async fn publish(&self, manifest: &Manifest) -> Result<()> {
+        for o in &manifest.objects {
+            self.publish_object(o).await?;
+        }
+        let key = layout::manifest_key(&manifest.stream, manifest.seq);
+        let path = self.path(&key)?;
+        let mut options = PutOptions::default();
+        options.extensions.insert(LockThis);
+        self.store
+            .put_opts(
+                &path,
+                PutPayload::from(Bytes::from(manifest.canonical_bytes())),
+                options,
+            )
+            .await
+            .map_err(|e| ArchiveError::store("put", &key, e).into_core("archive publish"))?;
+        for o in &manifest.objects {
+            let staged = self.path(&o.staged_key)?;
+            match self.store.delete(&staged).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(ArchiveError::store("delete", &o.staged_key, e)
+                        .into_core("archive publish"));
+                }
+            }
+        }
+        tracing::debug!(stream = %manifest.stream, seq = manifest.seq, "archive batch published");
+        Ok(())
+    }
+
+    async fn sweep(&self, checkpoint: &Checkpoint, min_age: Duration) -> Result<u64> {
+        let dir = layout::staging_dir(&checkpoint.stream);
+        let dir_path = self.path(&dir)?;
+        let base = format!("{}/", dir_path.as_ref());
+        let keep: Vec<String> = checkpoint
+            .pending
+            .iter()
+            .flat_map(|m| m.objects.iter())
+            .filter_map(|o| self.path(&o.staged_key).ok())
+            .map(|p| p.as_ref().to_owned())
+            .collect();
+        let cutoff =
+            self.clock.now() - chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dir_path))
+            .try_collect()
+            .await
+            .map_err(|e| ArchiveError::store("list", &dir, e).into_core("archive sweep"))?;
+        let mut deleted = 0;
+        for meta in listed {
+            let key = meta.location.as_ref();
+            let Some((seq, epoch)) = key.strip_prefix(&base).and_then(layout::parse_staged) else {
+                tracing::warn!(key, "unexpected object under the staging prefix left alone");
+                continue;
+            };
+            let stale = epoch < checkpoint.epoch || seq <= checkpoint.seq;
+            if keep.iter().any(|k| k == key) || meta.last_modified > cutoff || !stale {
+                continue;
+            }
+            match self.store.delete(&meta.location).await {
+                Ok(()) => deleted += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(ArchiveError::store("delete", key, e).into_core("archive sweep"));
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(stream = %checkpoint.stream, deleted, "stale staged archive objects swept");
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,408 @@
+//! The core's `ArchiveSink` conformance suite and the tamper tests, on memory, a local
+//! directory and Garage (S3).
+
+mod common;
+
+use bytes::Bytes;
+use cflogs_core::testing::conformance;
+use cflogs_core::testing::samples::audit_events;
+use cflogs_core::{
+    ArchiveSink, Batch, Checkpoint, Dataset, Digest, Epoch, Manifest, Quarantined, StageRequest,
+    StreamId, Timestamp, Window,
+};
+use cflogs_s3::{Finding, ParquetArchive, VerifyReport, layout};
+use chrono::TimeZone;
+use common::{Backend, Probe};
+
+async fn conformance_on(backend: Backend) {
+    let (archive, _dir) = common::archive(backend, &common::unique("conformance"));
+    let probe = Probe::new(&archive);
+    conformance::archive_sink(&archive, &probe, "conf").await;
+}
+
+#[tokio::test]
+async fn conformance_memory() {
+    conformance_on(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn conformance_local_directory() {
+    conformance_on(Backend::File).await;
+}
+
+#[tokio::test]
+async fn conformance_garage() {
+    conformance_on(Backend::Garage).await;
+}
+
+fn at(h: u32, m: u32) -> Timestamp {
+    chrono::Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap()
+}
+
+/// Three published batches of a stream (events over two hours, one quarantined record) and the
+/// chain head the checkpoint would hold.
+struct Published {
+    archive: ParquetArchive,
+    probe: Probe,
+    stream: StreamId,
+    manifests: Vec<Manifest>,
+    head: Digest,
+    _dir: Option<common::TempDir>,
+}
+
+async fn published(backend: Backend, test: &str) -> Published {
+    let (archive, dir) = common::archive(backend, &common::unique(test));
+    let stream = StreamId::new("audit-v1/account/tamper").unwrap();
+    let mut prev = Digest::GENESIS;
+    let mut manifests = Vec::new();
+    for seq in 1..=3u64 {
+        let start = at(9 + seq as u32, 50);
+        let events = audit_events("acc", seq * 1000, 40, start, chrono::Duration::seconds(30));
+        let quarantined = if seq == 2 {
+            vec![Quarantined::new(
+                Bytes::from_static(b"{\"when\":\"yesterday\"}"),
+                "bad time",
+            )]
+        } else {
+            Vec::new()
+        };
+        let batch = Batch {
+            stream: stream.clone(),
+            dataset: Dataset::audit_logs(),
+            window: Window::new(start, start + chrono::Duration::minutes(21)).unwrap(),
+            events,
+            quarantined,
+        };
+        let m = archive
+            .stage(
+                &batch,
+                StageRequest {
+                    seq,
+                    epoch: Epoch(1),
+                    prev,
+                    now: at(13, 0),
+                },
+            )
+            .await
+            .expect("stage");
+        archive.publish(&m).await.expect("publish");
+        prev = m.hash();
+        manifests.push(m);
+    }
+    let report = archive.verify(&stream, Some(prev)).await.expect("verify");
+    assert!(
+        report.is_clean(),
+        "a fresh archive verifies clean: {report}"
+    );
+    assert_eq!(report.manifests_checked, 3);
+    assert_eq!(
+        report.objects_checked,
+        manifests
+            .iter()
+            .map(|m| m.objects.len() as u64)
+            .sum::<u64>()
+    );
+    assert_eq!(report.exit_code(), 0);
+    Published {
+        probe: Probe::new(&archive),
+        archive,
+        stream,
+        manifests,
+        head: prev,
+        _dir: dir,
+    }
+}
+
+async fn report(p: &Published) -> VerifyReport {
+    let report = p
+        .archive
+        .verify(&p.stream, Some(p.head))
+        .await
+        .expect("verify");
+    assert!(!report.is_clean(), "tampering MUST be found");
+    assert_eq!(report.exit_code(), 1, "a finding gives a non-zero result");
+    report
+}
+
+async fn tamper_modified_byte(backend: Backend) {
+    let p = published(backend, "tamper-byte").await;
+    let key = p.manifests[1].objects[0].final_key.clone();
+    let mut bytes = p.probe.object_bytes(&key).await.to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    p.probe.put(&key, Bytes::from(bytes)).await;
+    let r = report(&p).await;
+    assert!(
+        matches!(&r.findings[..], [Finding::ModifiedObject { seq: 2, key: k, .. }] if *k == key),
+        "{r}"
+    );
+}
+
+async fn tamper_deleted_object(backend: Backend) {
+    let p = published(backend, "tamper-delete").await;
+    let key = p.manifests[0].objects[1].final_key.clone();
+    cflogs_core::testing::conformance::ArchiveProbe::delete(&p.probe, &key)
+        .await
+        .unwrap();
+    let r = report(&p).await;
+    assert!(
+        matches!(&r.findings[..], [Finding::MissingObject { seq: 1, key: k }] if *k == key),
+        "{r}"
+    );
+}
+
+async fn tamper_added_objects(backend: Backend) {
+    let p = published(backend, "tamper-add").await;
+    // A forged partition file in a real partition, one in a dataset folder nobody uses, and an
+    // extra quarantine file. An object of another stream is not this stream's business.
+    let forged = layout::data_key(&Dataset::audit_logs(), at(10, 0), &p.stream, 99);
+    let elsewhere = layout::data_key(&Dataset::new("other_logs").unwrap(), at(3, 0), &p.stream, 4);
+    let quarantine = layout::quarantine_key(&p.stream, 77);
+    let other = layout::data_key(
+        &Dataset::audit_logs(),
+        at(10, 0),
+        &StreamId::new("audit-v1/account/tamper-b").unwrap(),
+        1,
+    );
+    for key in [&forged, &elsewhere, &quarantine, &other] {
+        p.probe.put(key, Bytes::from_static(b"PAR1 forged")).await;
+    }
+    let r = report(&p).await;
+    let mut unlisted: Vec<&str> = r
+        .findings
+        .iter()
+        .map(|f| match f {
+            Finding::UnlistedObject { key } => key.as_str(),
+            other => panic!("unexpected finding {other}"),
+        })
+        .collect();
+    unlisted.sort_unstable();
+    let mut want = vec![forged.as_str(), elsewhere.as_str(), quarantine.as_str()];
+    want.sort_unstable();
+    assert_eq!(unlisted, want, "{r}");
+}
+
+async fn tamper_edited_manifests(backend: Backend) {
+    // An edited middle manifest breaks the next link.
+    let p = published(backend, "tamper-manifest").await;
+    let mut edited = p.manifests[1].clone();
+    edited.objects[0].rows += 1;
+    p.probe
+        .put(
+            &layout::manifest_key(&p.stream, 2),
+            Bytes::from(edited.canonical_bytes()),
+        )
+        .await;
+    let r = report(&p).await;
+    assert!(
+        matches!(&r.findings[..], [Finding::BrokenLink { seq: 3, expected, found }]
+            if *expected == p.manifests[1].hash() && *found == edited.hash()),
+        "{r}"
+    );
+
+    // An edited last manifest (which also hides a modified object by recording its new hash)
+    // disagrees with the checkpoint's chain head.
+    let p = published(backend, "tamper-head").await;
+    let key = p.manifests[2].objects[0].final_key.clone();
+    let forged = Bytes::from_static(b"PAR1 replaced content");
+    p.probe.put(&key, forged.clone()).await;
+    let mut edited = p.manifests[2].clone();
+    edited.objects[0].sha256 = Digest::of(&forged);
+    edited.objects[0].bytes = forged.len() as u64;
+    p.probe
+        .put(
+            &layout::manifest_key(&p.stream, 3),
+            Bytes::from(edited.canonical_bytes()),
+        )
+        .await;
+    let r = report(&p).await;
+    assert!(
+        matches!(&r.findings[..], [Finding::HeadMismatch { expected, found: Some(f), last_seq: Some(3) }]
+            if *expected == p.head && *f == edited.hash()),
+        "{r}"
+    );
+
+    // A manifest that is not valid JSON any more.
+    let p = published(backend, "tamper-garbled").await;
+    p.probe
+        .put(
+            &layout::manifest_key(&p.stream, 1),
+            Bytes::from_static(b"{\"version\":1,"),
+        )
+        .await;
+    let r = report(&p).await;
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| matches!(f, Finding::UnreadableManifest { .. })),
+        "{r}"
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| matches!(f, Finding::BrokenLink { seq: 2, .. })),
+        "{r}"
+    );
+}
+
+async fn tamper_removed_manifests(backend: Backend) {
+    // A gap: manifest 2 removed; its objects become unlisted.
+    let p = published(backend, "tamper-gap").await;
+    cflogs_core::testing::conformance::ArchiveProbe::delete(
+        &p.probe,
+        &layout::manifest_key(&p.stream, 2),
+    )
+    .await
+    .unwrap();
+    let r = report(&p).await;
+    assert!(
+        r.findings.contains(&Finding::MissingManifest { seq: 2 }),
+        "{r}"
+    );
+    for o in &p.manifests[1].objects {
+        assert!(
+            r.findings.contains(&Finding::UnlistedObject {
+                key: o.final_key.clone()
+            }),
+            "{r}"
+        );
+    }
+
+    // A truncated chain: the last manifest removed; only the checkpoint's head tells.
+    let p = published(backend, "tamper-truncate").await;
+    cflogs_core::testing::conformance::ArchiveProbe::delete(
+        &p.probe,
+        &layout::manifest_key(&p.stream, 3),
+    )
+    .await
+    .unwrap();
+    let r = report(&p).await;
+    assert!(
+        r.findings.iter().any(|f| matches!(f,
+            Finding::HeadMismatch { expected, last_seq: Some(2), .. } if *expected == p.head)),
+        "{r}"
+    );
+}
+
+async fn tamper_suite(backend: Backend) {
+    tamper_modified_byte(backend).await;
+    tamper_deleted_object(backend).await;
+    tamper_added_objects(backend).await;
+    tamper_edited_manifests(backend).await;
+    tamper_removed_manifests(backend).await;
+}
+
+#[tokio::test]
+async fn tamper_memory() {
+    tamper_suite(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn tamper_local_directory() {
+    tamper_suite(Backend::File).await;
+}
+
+#[tokio::test]
+async fn tamper_garage() {
+    tamper_suite(Backend::Garage).await;
+}
+
+#[tokio::test]
+async fn verify_of_an_empty_stream_is_clean_and_checks_the_head() {
+    let (archive, _dir) = common::archive(Backend::Memory, "empty");
+    let stream = StreamId::new("audit-v1/account/none").unwrap();
+    assert!(archive.verify(&stream, None).await.unwrap().is_clean());
+    assert!(
+        archive
+            .verify(&stream, Some(Digest::GENESIS))
+            .await
+            .unwrap()
+            .is_clean()
+    );
+    let r = archive
+        .verify(&stream, Some(Digest::of(b"x")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        &r.findings[..],
+        [Finding::HeadMismatch {
+            found: None,
+            last_seq: None,
+            ..
+        }]
+    ));
+}
+
+#[tokio::test]
+async fn publish_after_a_final_object_was_modified_is_fatal() {
+    let p = published(Backend::Memory, "republish").await;
+    let key = p.manifests[0].objects[0].final_key.clone();
+    p.probe.put(&key, Bytes::from_static(b"other")).await;
+    match p.archive.publish(&p.manifests[0]).await {
+        Err(cflogs_core::Error::Fatal { .. }) => {}
+        other => panic!("expected Fatal, got {other:?}"),
+    }
+    // The other manifests still publish again as no-ops.
+    p.archive
+        .publish(&p.manifests[1])
+        .await
+        .expect("idempotent");
+}
+
+#[tokio::test]
+async fn sweep_spares_unrelated_keys_and_other_streams() {
+    let (archive, _dir) = common::archive(Backend::Memory, "sweep");
+    let probe = Probe::new(&archive);
+    let a = StreamId::new("s/a").unwrap();
+    let b = StreamId::new("s/a-b").unwrap();
+    for stream in [&a, &b] {
+        let events = audit_events("acc", 1, 3, at(10, 0), chrono::Duration::seconds(1));
+        let batch = Batch {
+            stream: stream.clone(),
+            dataset: Dataset::audit_logs(),
+            window: Window::new(at(10, 0), at(10, 1)).unwrap(),
+            events,
+            quarantined: Vec::new(),
+        };
+        archive
+            .stage(
+                &batch,
+                StageRequest {
+                    seq: 1,
+                    epoch: Epoch(1),
+                    prev: Digest::GENESIS,
+                    now: at(11, 0),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    probe
+        .put(
+            &format!("{}/README", layout::staging_dir(&a)),
+            Bytes::from_static(b"x"),
+        )
+        .await;
+    let holder = Checkpoint {
+        seq: 1,
+        epoch: Epoch(2),
+        ..Checkpoint::genesis(a.clone(), at(10, 0))
+    };
+    let deleted = archive
+        .sweep(&holder, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "only stream a's staged object");
+    let keys = probe.keys().await;
+    assert!(keys.iter().any(|k| k.starts_with(&layout::staging_dir(&b))));
+    assert!(keys.iter().any(|k| k.ends_with("/README")));
+}
+
+impl Probe {
+    async fn object_bytes(&self, key: &str) -> Bytes {
+        cflogs_core::testing::conformance::ArchiveProbe::object(self, key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} missing"))
+    }
+}

@@ -1,0 +1,275 @@
+//! Shared test support: the stores under test, a probe that reads the archive back with an
+//! independent Parquet reader, and helpers.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::{Array, BinaryArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use async_trait::async_trait;
+use bytes::Bytes;
+use cflogs_core::testing::conformance::ArchiveProbe;
+use cflogs_core::{Error, EventId, Result, StreamId};
+use cflogs_s3::object_store::{ObjectStore, ObjectStoreExt};
+use cflogs_s3::{ArchiveConfig, ParquetArchive, Secret, layout};
+use futures_util::TryStreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Which store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    File,
+    Garage,
+}
+
+const HOW_TO_START: &str = "the S3 tests need a running Garage: run `bash scripts/test.sh` \
+    (it starts Garage), or `source scripts/services/garage.sh` in your shell before \
+    `cargo test -p cflogs-s3`";
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("{name} is not set: {HOW_TO_START}"))
+}
+
+/// A name no other test run uses.
+pub fn unique(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{name}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The Garage configuration from the `CFLOGS_TEST_S3_*` variables, under a fresh prefix.
+pub fn garage_config(test: &str) -> ArchiveConfig {
+    let endpoint = env("CFLOGS_TEST_S3_ENDPOINT");
+    ArchiveConfig::s3(
+        env("CFLOGS_TEST_S3_BUCKET"),
+        &format!("tests/{}", unique(test)),
+    )
+    .and_then(|c| c.with_endpoint(&endpoint))
+    .expect("garage config")
+    .with_region(env("CFLOGS_TEST_S3_REGION"))
+    .with_credentials(
+        env("CFLOGS_TEST_S3_ACCESS_KEY"),
+        Secret::new(env("CFLOGS_TEST_S3_SECRET_KEY")),
+    )
+}
+
+/// A fresh archive on `backend`; the temporary directory (if any) lives as long as the guard.
+pub fn archive(backend: Backend, test: &str) -> (ParquetArchive, Option<TempDir>) {
+    match backend {
+        Backend::Memory => {
+            let config = ArchiveConfig::memory(&format!("tests/{test}")).expect("memory config");
+            (ParquetArchive::open(&config).expect("open"), None)
+        }
+        Backend::File => {
+            let dir = TempDir::new(test);
+            let config = ArchiveConfig::file(dir.path.clone())
+                .with_prefix("archive")
+                .expect("prefix");
+            (ParquetArchive::open(&config).expect("open"), Some(dir))
+        }
+        Backend::Garage => (
+            ParquetArchive::open(&garage_config(test)).expect("open garage"),
+            None,
+        ),
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("cflogs-s3-{}", unique(name)));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Decodes a Parquet file with the `parquet` crate's own reader.
+pub fn read_parquet(bytes: Bytes) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("parquet footer")
+        .build()
+        .expect("reader")
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .expect("decode")
+}
+
+pub fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    let array = batch
+        .column_by_name(column)
+        .unwrap_or_else(|| panic!("column {column}"))
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap_or_else(|| panic!("{column} is not Utf8"));
+    (0..array.len())
+        .map(|i| (!array.is_null(i)).then(|| array.value(i).to_owned()))
+        .collect()
+}
+
+pub fn binaries(batch: &RecordBatch, column: &str) -> Vec<Vec<u8>> {
+    let array = batch
+        .column_by_name(column)
+        .unwrap_or_else(|| panic!("column {column}"))
+        .as_any()
+        .downcast_ref::<BinaryArray>()
+        .unwrap_or_else(|| panic!("{column} is not Binary"));
+    (0..array.len()).map(|i| array.value(i).to_vec()).collect()
+}
+
+pub fn micros(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
+    let array = batch
+        .column_by_name(column)
+        .unwrap_or_else(|| panic!("column {column}"))
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .unwrap_or_else(|| panic!("{column} is not Timestamp(us)"));
+    (0..array.len())
+        .map(|i| (!array.is_null(i)).then(|| array.value(i)))
+        .collect()
+}
+
+/// Reads the archive back through the store, decoding Parquet independently of the sink.
+pub struct Probe {
+    pub archive: ParquetArchive,
+}
+
+impl Probe {
+    pub fn new(archive: &ParquetArchive) -> Self {
+        Self {
+            archive: archive.clone(),
+        }
+    }
+
+    fn store(&self) -> &Arc<dyn ObjectStore> {
+        self.archive.store()
+    }
+
+    /// Every key under the archive prefix, relative to it.
+    pub async fn keys(&self) -> Vec<String> {
+        let root = self.archive.prefix().to_owned();
+        let prefix = (!root.is_empty()).then(|| self.archive.path("").expect("root"));
+        let metas: Vec<_> = self
+            .store()
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .expect("list");
+        let mut keys: Vec<String> = metas
+            .into_iter()
+            .map(|m| {
+                let k = m.location.as_ref().to_owned();
+                if root.is_empty() {
+                    k
+                } else {
+                    k.strip_prefix(&format!("{root}/")).unwrap_or(&k).to_owned()
+                }
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Published data and quarantine objects of `stream`, by key.
+    pub async fn published(&self, stream: &StreamId) -> BTreeMap<String, Bytes> {
+        let quarantine = format!("{}/", layout::quarantine_dir(stream));
+        let mut out = BTreeMap::new();
+        for key in self.keys().await {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            let is_data =
+                !key.starts_with('_') && layout::parse_data_file_name(name, stream).is_some();
+            if is_data || key.starts_with(&quarantine) {
+                let bytes = self
+                    .object(&key)
+                    .await
+                    .expect("read")
+                    .expect("listed object");
+                out.insert(key, bytes);
+            }
+        }
+        out
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) {
+        self.store()
+            .put(&self.archive.path(key).expect("path"), bytes.into())
+            .await
+            .expect("put");
+    }
+}
+
+#[async_trait]
+impl ArchiveProbe for Probe {
+    async fn published_ids(&self, stream: &StreamId) -> Result<Vec<EventId>> {
+        let mut ids = Vec::new();
+        for (key, bytes) in self.published(stream).await {
+            let column = if key.starts_with('_') {
+                "id"
+            } else {
+                "event_id"
+            };
+            for batch in read_parquet(bytes) {
+                for id in strings(&batch, column) {
+                    ids.push(EventId::new(id.expect("id is never null"))?);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn staged_keys(&self, stream: &StreamId) -> Result<Vec<String>> {
+        let dir = format!("{}/", layout::staging_dir(stream));
+        Ok(self
+            .keys()
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with(&dir))
+            .collect())
+    }
+
+    async fn object(&self, key: &str) -> Result<Option<Bytes>> {
+        let path = self.archive.path(key)?;
+        match self.store().get(&path).await {
+            Ok(r) => Ok(Some(
+                r.bytes()
+                    .await
+                    .map_err(|e| Error::transient("probe read", e))?,
+            )),
+            Err(cflogs_s3::object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::transient("probe get", e)),
+        }
+    }
+
+    async fn manifest_object(&self, stream: &StreamId, seq: u64) -> Result<Option<Bytes>> {
+        self.object(&layout::manifest_key(stream, seq)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.store()
+            .delete(&self.archive.path(key)?)
+            .await
+            .map_err(|e| Error::transient("probe delete", e))
+    }
+}
+
+pub mod sim;
