@@ -30,9 +30,11 @@ echo "ok: cflogs-core depends on none of reqwest, hyper, sqlx, object_store, par
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-step "services on 127.0.0.1 (Garage for the S3 archive tests)"
+step "services on 127.0.0.1 (PostgreSQL, and Garage for the S3 archive tests)"
 # Each script starts its service if it is not running (building Garage once if missing) and
 # exports the CFLOGS_TEST_* variables the integration tests read.
+# shellcheck source=services/postgres.sh
+source scripts/services/postgres.sh
 # shellcheck source=services/garage.sh
 source scripts/services/garage.sh
 

@@ -1,0 +1,675 @@
+//! Connection and schema settings: a URL or the `PG_*` parts users of the Python tool already
+//! have, pool size, timeouts and the TimescaleDB policies.
+//!
+//! The password never appears in `Debug` output, error messages or logs: it is kept in a
+//! [`Secret`], and a `DATABASE_URL` is shown with its password replaced by `***`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cflogs_core::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+/// A value that must not be printed: its `Debug` shows `Secret(***)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (the connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+/// Where the connection settings came from, so an error can name the setting to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingsOrigin {
+    /// A connection URL (`DATABASE_URL`).
+    Url,
+    /// Separate settings (`PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`, `PG_PASSWORD`).
+    Parts,
+}
+
+impl SettingsOrigin {
+    /// The settings that choose the server.
+    pub(crate) fn server_settings(self) -> &'static str {
+        match self {
+            Self::Url => "the host and port in DATABASE_URL",
+            Self::Parts => "PG_HOST and PG_PORT",
+        }
+    }
+
+    /// The settings that carry the credentials.
+    pub(crate) fn credential_settings(self) -> &'static str {
+        match self {
+            Self::Url => "the user and password in DATABASE_URL",
+            Self::Parts => "PG_USER and PG_PASSWORD",
+        }
+    }
+
+    /// The setting that names the database.
+    pub(crate) fn database_setting(self) -> &'static str {
+        match self {
+            Self::Url => "the database name in DATABASE_URL",
+            Self::Parts => "PG_DATABASE",
+        }
+    }
+}
+
+/// Whether to use TimescaleDB for `audit_logs`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimescaleMode {
+    /// Use it when the server has the extension (installing it in the database if it is
+    /// available but not yet created); plain PostgreSQL otherwise, said once in the log.
+    #[default]
+    Auto,
+    /// Require it: connecting fails when the extension cannot be used.
+    Require,
+    /// Never use it, even when installed.
+    Off,
+}
+
+impl FromStr for TimescaleMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "require" | "required" | "on" | "true" | "1" => Ok(Self::Require),
+            "off" | "false" | "0" | "no" => Ok(Self::Off),
+            other => Err(Error::invalid(
+                "TIMESCALEDB",
+                format!("{other:?} is not one of auto, require, off"),
+            )),
+        }
+    }
+}
+
+/// TimescaleDB settings for the `audit_logs` hypertable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimescaleConfig {
+    /// Whether to use the extension.
+    pub mode: TimescaleMode,
+    /// Chunk interval of the hypertable (1 day).
+    pub chunk_interval: Duration,
+    /// Drop chunks older than this (`add_retention_policy`); `None` leaves retention alone.
+    pub retention: Option<Duration>,
+    /// Compress chunks older than this (`add_compression_policy`); `None` leaves compression
+    /// alone.
+    pub compress_after: Option<Duration>,
+}
+
+impl TimescaleConfig {
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// The policies the seed recommends: 1-day chunks, 90 days of retention, compression after
+    /// 30 days.
+    pub fn recommended() -> Self {
+        Self {
+            mode: TimescaleMode::Auto,
+            chunk_interval: Self::DAY,
+            retention: Some(Self::DAY * 90),
+            compress_after: Some(Self::DAY * 30),
+        }
+    }
+}
+
+impl Default for TimescaleConfig {
+    /// Auto mode, 1-day chunks, no retention or compression policy (they are opt-in).
+    fn default() -> Self {
+        Self {
+            mode: TimescaleMode::Auto,
+            chunk_interval: Self::DAY,
+            retention: None,
+            compress_after: None,
+        }
+    }
+}
+
+/// Everything needed to connect to PostgreSQL and prepare the schema.
+///
+/// Build it with [`PostgresConfig::from_url`], [`PostgresConfig::from_parts`] or
+/// [`PostgresConfig::from_env`], then adjust it with the `with_*` methods.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    options: PgConnectOptions,
+    password_set: bool,
+    origin: SettingsOrigin,
+    pool_size: u32,
+    connect_timeout: Duration,
+    migrate_on_start: bool,
+    write_parallelism: u32,
+    timescale: TimescaleConfig,
+}
+
+impl PostgresConfig {
+    /// Default pool size.
+    pub const DEFAULT_POOL_SIZE: u32 = 5;
+    /// Default connect (and pool acquire) timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default number of concurrent slices a large batch is written in.
+    pub const DEFAULT_WRITE_PARALLELISM: u32 = 2;
+
+    /// Settings from a `postgres://user:password@host:port/database?sslmode=…` URL.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming `DATABASE_URL` when the URL cannot be parsed (the URL itself
+    /// is not repeated: it may hold a password).
+    pub fn from_url(url: &Secret) -> Result<Self> {
+        let scheme = url.expose().split("://").next().unwrap_or("");
+        if !matches!(scheme, "postgres" | "postgresql") {
+            return Err(Error::invalid(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://, e.g. postgres://USER:PASSWORD@HOST:5432/DATABASE",
+            ));
+        }
+        let options = PgConnectOptions::from_str(url.expose()).map_err(|e| {
+            Error::invalid(
+                "DATABASE_URL",
+                format!(
+                    "not a PostgreSQL URL ({}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                    redact_error(&e.to_string(), url.expose())
+                ),
+            )
+        })?;
+        let password_set = url_has_password(url.expose());
+        Ok(Self::with_options(
+            options,
+            password_set,
+            SettingsOrigin::Url,
+        ))
+    }
+
+    /// Settings from separate parts, like `PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`,
+    /// `PG_PASSWORD`.
+    pub fn from_parts(
+        host: &str,
+        port: u16,
+        database: &str,
+        user: &str,
+        password: Option<Secret>,
+    ) -> Self {
+        // Start from defaults without reading the PG* variables of libpq: every part is given.
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(host)
+            .port(port)
+            .database(database)
+            .username(user)
+            .ssl_mode(PgSslMode::Prefer);
+        let password_set = password.is_some();
+        if let Some(password) = &password {
+            options = options.password(password.expose());
+        }
+        Self::with_options(options, password_set, SettingsOrigin::Parts)
+    }
+
+    /// Settings from environment variables, read through `lookup` (so a binary can pass its
+    /// environment merged with a `.env` file).
+    ///
+    /// `DATABASE_URL` wins when set; otherwise `PG_HOST`, `PG_DATABASE`, `PG_USER` are required
+    /// and `PG_PORT` (5432) and `PG_PASSWORD` are optional. Optional in both cases:
+    /// `PG_SSLMODE` (disable, prefer, require, verify-ca, verify-full), `PG_POOL_SIZE`,
+    /// `PG_CONNECT_TIMEOUT_SECONDS`, `PG_WRITE_PARALLELISM`, `TIMESCALEDB` (auto, require, off),
+    /// `TIMESCALEDB_RETENTION_DAYS`, `TIMESCALEDB_COMPRESS_AFTER_DAYS`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the variable and the fix.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = if let Some(url) = get("DATABASE_URL") {
+            Self::from_url(&Secret::new(url))?
+        } else {
+            let Some(host) = get("PG_HOST") else {
+                return Err(Error::invalid(
+                    "PostgreSQL settings",
+                    "neither DATABASE_URL nor PG_HOST is set: set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DATABASE, \
+                     or PG_HOST, PG_PORT, PG_DATABASE, PG_USER and PG_PASSWORD",
+                ));
+            };
+            let port = match get("PG_PORT") {
+                None => 5432,
+                Some(p) => p.trim().parse::<u16>().map_err(|_| {
+                    Error::invalid(
+                        "PG_PORT",
+                        format!(
+                            "{p:?} is not a port number (1-65535); PostgreSQL's default is 5432"
+                        ),
+                    )
+                })?,
+            };
+            let database = get("PG_DATABASE").ok_or_else(|| {
+                Error::invalid(
+                    "PG_DATABASE",
+                    "not set: set it to the database name, e.g. PG_DATABASE=cflogs",
+                )
+            })?;
+            let user = get("PG_USER").ok_or_else(|| {
+                Error::invalid(
+                    "PG_USER",
+                    "not set: set it to the PostgreSQL role to connect as",
+                )
+            })?;
+            Self::from_parts(
+                host.trim(),
+                port,
+                database.trim(),
+                user.trim(),
+                lookup("PG_PASSWORD").map(Secret::new),
+            )
+        };
+        if let Some(mode) = get("PG_SSLMODE") {
+            let mode = PgSslMode::from_str(mode.trim()).map_err(|_| {
+                Error::invalid(
+                    "PG_SSLMODE",
+                    format!("{mode:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"),
+                )
+            })?;
+            config.options = config.options.ssl_mode(mode);
+        }
+        if let Some(size) = get("PG_POOL_SIZE") {
+            let size = size
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "PG_POOL_SIZE",
+                        format!("{size:?} is not a number of connections (at least 1)"),
+                    )
+                })?;
+            config = config.with_pool_size(size)?;
+        }
+        if let Some(secs) = get("PG_CONNECT_TIMEOUT_SECONDS") {
+            let secs = secs
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "PG_CONNECT_TIMEOUT_SECONDS",
+                        format!("{secs:?} is not a number of seconds (at least 1)"),
+                    )
+                })?;
+            config.connect_timeout = Duration::from_secs(secs);
+        }
+        if let Some(n) = get("PG_WRITE_PARALLELISM") {
+            let n = n
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "PG_WRITE_PARALLELISM",
+                        format!("{n:?} is not a number of concurrent slices (1 to 64)"),
+                    )
+                })?;
+            config = config.with_write_parallelism(n)?;
+        }
+        if let Some(mode) = get("TIMESCALEDB") {
+            config.timescale.mode = mode.parse()?;
+        }
+        let days = |name: &'static str| -> Result<Option<Duration>> {
+            get(name)
+                .map(|d| {
+                    d.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1 && *n <= 1_000_000)
+                        .map(|n| TimescaleConfig::DAY * n as u32)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                name,
+                                format!("{d:?} is not a number of days (at least 1)"),
+                            )
+                        })
+                })
+                .transpose()
+        };
+        config.timescale.retention = days("TIMESCALEDB_RETENTION_DAYS")?;
+        config.timescale.compress_after = days("TIMESCALEDB_COMPRESS_AFTER_DAYS")?;
+        Ok(config)
+    }
+
+    fn with_options(options: PgConnectOptions, password_set: bool, origin: SettingsOrigin) -> Self {
+        Self {
+            options: options.application_name("cflogs"),
+            password_set,
+            origin,
+            pool_size: Self::DEFAULT_POOL_SIZE,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            migrate_on_start: true,
+            write_parallelism: Self::DEFAULT_WRITE_PARALLELISM,
+            timescale: TimescaleConfig::default(),
+        }
+    }
+
+    /// The same settings with another database name (tests use a fresh database each).
+    #[must_use]
+    pub fn with_database(mut self, database: &str) -> Self {
+        self.options = self.options.database(database);
+        self
+    }
+
+    /// The same settings with another user and password.
+    #[must_use]
+    pub fn with_credentials(mut self, user: &str, password: Option<Secret>) -> Self {
+        self.options = self.options.username(user);
+        self.password_set = password.is_some();
+        if let Some(password) = password {
+            self.options = self.options.password(password.expose());
+        }
+        self
+    }
+
+    /// The same settings with another server.
+    #[must_use]
+    pub fn with_server(mut self, host: &str, port: u16) -> Self {
+        self.options = self.options.host(host).port(port);
+        self
+    }
+
+    /// The same settings with another TLS mode.
+    #[must_use]
+    pub fn with_ssl_mode(mut self, mode: PgSslMode) -> Self {
+        self.options = self.options.ssl_mode(mode);
+        self
+    }
+
+    /// The same settings with a pool of `size` connections.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `size` is 0.
+    pub fn with_pool_size(mut self, size: u32) -> Result<Self> {
+        if size == 0 {
+            return Err(Error::invalid(
+                "PG_POOL_SIZE",
+                "the pool needs at least 1 connection",
+            ));
+        }
+        self.pool_size = size;
+        Ok(self)
+    }
+
+    /// The same settings writing a large batch (2,000 events or more) in up to `slices`
+    /// concurrent transactions on as many connections; 1 writes every batch in one
+    /// transaction. Capped by the pool size.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `slices` is 0.
+    pub fn with_write_parallelism(mut self, slices: u32) -> Result<Self> {
+        if slices == 0 {
+            return Err(Error::invalid(
+                "PG_WRITE_PARALLELISM",
+                "at least 1 slice (1 = one transaction per batch)",
+            ));
+        }
+        self.write_parallelism = slices;
+        Ok(self)
+    }
+
+    /// The same settings with another connect (and pool acquire) timeout.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether connecting also applies the migrations and the TimescaleDB setup (default
+    /// `true`; `cflogs migrate` does it explicitly otherwise).
+    #[must_use]
+    pub fn with_migrate_on_start(mut self, migrate: bool) -> Self {
+        self.migrate_on_start = migrate;
+        self
+    }
+
+    /// The same settings with other TimescaleDB settings.
+    #[must_use]
+    pub fn with_timescale(mut self, timescale: TimescaleConfig) -> Self {
+        self.timescale = timescale;
+        self
+    }
+
+    /// The server's host.
+    pub fn host(&self) -> &str {
+        self.options.get_host()
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.options.get_port()
+    }
+
+    /// The database name (PostgreSQL defaults it to the user name when unset).
+    pub fn database(&self) -> &str {
+        self.options
+            .get_database()
+            .unwrap_or_else(|| self.options.get_username())
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        self.options.get_username()
+    }
+
+    /// Pool size.
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size
+    }
+
+    /// Connect (and pool acquire) timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Concurrent slices of a large batch (at most the pool size).
+    pub fn write_parallelism(&self) -> u32 {
+        self.write_parallelism.min(self.pool_size)
+    }
+
+    /// Whether connecting applies the migrations.
+    pub fn migrate_on_start(&self) -> bool {
+        self.migrate_on_start
+    }
+
+    /// TimescaleDB settings.
+    pub fn timescale(&self) -> &TimescaleConfig {
+        &self.timescale
+    }
+
+    /// Where the settings came from.
+    pub fn origin(&self) -> SettingsOrigin {
+        self.origin
+    }
+
+    /// `host:port/database`, for messages.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}/{}", self.host(), self.port(), self.database())
+    }
+
+    pub(crate) fn connect_options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not derived: `PgConnectOptions`' own `Debug` prints the password.
+        f.debug_struct("PostgresConfig")
+            .field("host", &self.host())
+            .field("port", &self.port())
+            .field("database", &self.database())
+            .field("user", &self.user())
+            .field("password", &self.password_set.then_some(Secret::new("")))
+            .field("origin", &self.origin)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("write_parallelism", &self.write_parallelism)
+            .field("timescale", &self.timescale)
+            .finish()
+    }
+}
+
+/// Whether a URL carries a password (`scheme://user:password@…`).
+fn url_has_password(url: &str) -> bool {
+    userinfo(url).is_some_and(|info| info.contains(':'))
+}
+
+fn userinfo(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+/// `text` with the URL's password, if any, replaced by `***` (parser messages may quote it).
+fn redact_error(text: &str, url: &str) -> String {
+    match userinfo(url).and_then(|info| info.split_once(':')) {
+        Some((_, password)) if !password.is_empty() => text.replace(password, "***"),
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_password_never_appears_in_debug_output() {
+        let config = PostgresConfig::from_url(&Secret::new(
+            "postgres://app:hunter2-Secret@db.internal:6543/logs",
+        ))
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Secret(***)"), "{shown}");
+        assert!(shown.contains("db.internal") && shown.contains("6543") && shown.contains("logs"));
+
+        let config = PostgresConfig::from_env(env(&[
+            ("PG_HOST", "h"),
+            ("PG_DATABASE", "d"),
+            ("PG_USER", "u"),
+            ("PG_PASSWORD", "pa55-w0rd-xyz"),
+        ]))
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("pa55-w0rd-xyz"), "{shown}");
+        assert_eq!(format!("{:?}", Secret::new("abc")), "Secret(***)");
+        assert!(!format!("{:#?}", config).contains("pa55"));
+    }
+
+    #[test]
+    fn env_settings_are_read_with_defaults() {
+        let config = PostgresConfig::from_env(env(&[
+            ("PG_HOST", "db"),
+            ("PG_DATABASE", "cflogs"),
+            ("PG_USER", "ingest"),
+            ("PG_POOL_SIZE", "9"),
+            ("TIMESCALEDB", "off"),
+            ("TIMESCALEDB_RETENTION_DAYS", "90"),
+        ]))
+        .unwrap();
+        assert_eq!(config.host(), "db");
+        assert_eq!(config.port(), 5432);
+        assert_eq!(config.database(), "cflogs");
+        assert_eq!(config.user(), "ingest");
+        assert_eq!(config.pool_size(), 9);
+        assert_eq!(config.origin(), SettingsOrigin::Parts);
+        assert_eq!(config.timescale().mode, TimescaleMode::Off);
+        assert_eq!(
+            config.timescale().retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(config.timescale().compress_after, None);
+
+        let url = PostgresConfig::from_env(env(&[
+            ("DATABASE_URL", "postgres://u@h:7/d"),
+            ("PG_HOST", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!((url.host(), url.port(), url.database()), ("h", 7, "d"));
+        assert_eq!(url.origin(), SettingsOrigin::Url);
+    }
+
+    #[test]
+    fn env_errors_name_the_variable_and_the_fix() {
+        let message = |pairs: &[(&str, &str)]| {
+            PostgresConfig::from_env(env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        let none = message(&[]);
+        assert!(
+            none.contains("DATABASE_URL") && none.contains("PG_HOST"),
+            "{none}"
+        );
+        let port = message(&[
+            ("PG_HOST", "h"),
+            ("PG_PORT", "54x"),
+            ("PG_DATABASE", "d"),
+            ("PG_USER", "u"),
+        ]);
+        assert!(port.contains("PG_PORT") && port.contains("54x"), "{port}");
+        let db = message(&[("PG_HOST", "h"), ("PG_USER", "u")]);
+        assert!(db.contains("PG_DATABASE"), "{db}");
+        let user = message(&[("PG_HOST", "h"), ("PG_DATABASE", "d")]);
+        assert!(user.contains("PG_USER"), "{user}");
+        let pool = message(&[("DATABASE_URL", "postgres://u@h/d"), ("PG_POOL_SIZE", "0")]);
+        assert!(pool.contains("PG_POOL_SIZE"), "{pool}");
+        let ts = message(&[
+            ("DATABASE_URL", "postgres://u@h/d"),
+            ("TIMESCALEDB", "maybe"),
+        ]);
+        assert!(ts.contains("TIMESCALEDB"), "{ts}");
+        let bad_url = message(&[("DATABASE_URL", "mysql://u:topsecret@h/d")]);
+        assert!(bad_url.contains("DATABASE_URL"), "{bad_url}");
+        assert!(!bad_url.contains("topsecret"), "{bad_url}");
+    }
+
+    #[test]
+    fn userinfo_is_found_only_before_the_path() {
+        assert!(url_has_password("postgres://u:p@h/d"));
+        assert!(!url_has_password("postgres://u@h/d"));
+        assert!(!url_has_password("postgres://h/d?x=a:b@c"));
+        assert_eq!(
+            redact_error("bad p4ss here", "postgres://u:p4ss@h"),
+            "bad *** here"
+        );
+    }
+}

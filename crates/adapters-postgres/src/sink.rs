@@ -1,0 +1,251 @@
+//! [`AnalyticsSink`] on PostgreSQL: a transaction that `COPY`s the events into a temporary
+//! table and moves them with `INSERT … SELECT … ON CONFLICT DO NOTHING`, never row by row.
+//!
+//! A large batch (2 × [`MIN_SLICE`] events or more) is cut into contiguous slices written
+//! concurrently, each in such a transaction on its own connection, so one batch uses more than
+//! one server core (see `docs/sinks/postgres.md` for the measurements). The contract allows it:
+//! `Ok` only when every slice committed; a slice that committed before another failed holds
+//! true events, which the retry rewrites as no-ops.
+//!
+//! Audit events go to `audit_logs`; events of any other dataset to `raw_events` (the raw event
+//! only); quarantined records to `quarantine`. The primary keys make a rewrite a no-op, which is
+//! the idempotence the contract asks for.
+
+use async_trait::async_trait;
+use cflogs_core::{
+    AnalyticsSink, Batch, Dataset, Event, Quarantined, Result, Timestamp, WriteReport,
+};
+use futures_util::future::join_all;
+use sqlx::PgPool;
+
+use crate::error::{PgError, sqlstate};
+use crate::mapping::{STAGE_COLUMNS, push_event, push_header, push_trailer};
+
+/// The staging table, private to the transaction's session and dropped at its end. Every
+/// column but the time is text, so `COPY` cannot fail on a value: conversions happen in the
+/// `INSERT`, where a refused value can be retried with the fallbacks.
+const STAGE_DDL: &str = "CREATE TEMP TABLE cflogs_stage (\
+    event_id text NOT NULL, ts timestamptz NOT NULL, account_id text NOT NULL, \
+    actor_email text, actor_type text, action_type text, action_result text, \
+    resource_type text, resource_id text, ip_address text, metadata text, raw_event text NOT NULL\
+    ) ON COMMIT DROP";
+
+/// How much encoded data to send per `COPY` message: PostgreSQL parses one while the next is
+/// encoded.
+const CHUNK_BYTES: usize = 512 * 1024;
+
+/// How values PostgreSQL may refuse are converted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conversion {
+    /// Plain casts: the fast path, for what the mapping already made acceptable.
+    Fast,
+    /// Per-row fallbacks (`cflogs_try_jsonb`, `cflogs_try_inet`): a JSON document PostgreSQL
+    /// still refuses is kept as a JSON string, an address as NULL.
+    Safe,
+}
+
+fn insert_audit_sql(conversion: Conversion) -> String {
+    let (ip, metadata, raw) = match conversion {
+        Conversion::Fast => ("ip_address::inet", "metadata::jsonb", "raw_event::jsonb"),
+        Conversion::Safe => (
+            "cflogs_try_inet(ip_address)",
+            "cflogs_try_jsonb(metadata)",
+            "cflogs_try_jsonb(raw_event)",
+        ),
+    };
+    format!(
+        "INSERT INTO audit_logs (event_id, \"timestamp\", account_id, actor_email, actor_type, \
+         action_type, action_result, resource_type, resource_id, ip_address, metadata, raw_event, stream) \
+         SELECT event_id, ts, account_id, actor_email, actor_type, action_type, action_result, \
+         resource_type, resource_id, {ip}, {metadata}, {raw}, $1 FROM cflogs_stage \
+         ON CONFLICT DO NOTHING"
+    )
+}
+
+fn insert_raw_sql(conversion: Conversion) -> String {
+    let raw = match conversion {
+        Conversion::Fast => "raw_event::jsonb",
+        Conversion::Safe => "cflogs_try_jsonb(raw_event)",
+    };
+    format!(
+        "INSERT INTO raw_events (dataset, stream, event_id, \"timestamp\", raw_event) \
+         SELECT $2, $1, event_id, ts, {raw} FROM cflogs_stage ON CONFLICT DO NOTHING"
+    )
+}
+
+const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (stream, quarantine_id, dataset, raw, reason, occurred_at) \
+     SELECT $1, q.id, $2, q.raw, q.reason, q.at \
+     FROM UNNEST($3::text[], $4::bytea[], $5::text[], $6::timestamptz[]) AS q(id, raw, reason, at) \
+     ON CONFLICT DO NOTHING";
+
+/// Whether PostgreSQL refused a value (SQLSTATE class 22, data exception).
+fn is_data_exception(error: &PgError) -> bool {
+    match error {
+        PgError::Sql { source, .. } => sqlstate(source).is_some_and(|c| c.starts_with("22")),
+        _ => false,
+    }
+}
+
+/// Fewest events worth a slice of their own.
+pub(crate) const MIN_SLICE: usize = 1_000;
+
+/// The analytics sink on PostgreSQL. Cheap to clone; see the module documentation.
+#[derive(Clone, Debug)]
+pub struct PostgresSink {
+    pool: PgPool,
+    parallelism: usize,
+}
+
+impl PostgresSink {
+    /// Default number of slices a large batch is written in, concurrently.
+    pub const DEFAULT_PARALLELISM: usize = 2;
+
+    /// A sink writing through `pool` into a database prepared by
+    /// [`PostgresClient::migrate`](crate::PostgresClient::migrate).
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            parallelism: Self::DEFAULT_PARALLELISM,
+        }
+    }
+
+    /// The same sink writing a batch of at least `2 × 1,000` events in up to `slices`
+    /// concurrent transactions, each on its own connection (1 = the whole batch in one
+    /// transaction). More than one uses more than one server core; see
+    /// `docs/sinks/postgres.md` for the measurements.
+    #[must_use]
+    pub fn with_parallelism(mut self, slices: usize) -> Self {
+        self.parallelism = slices.max(1);
+        self
+    }
+
+    /// Writes `events` (and `quarantined`) of `batch` in one transaction.
+    async fn write_slice(
+        &self,
+        batch: &Batch,
+        events: &[Event],
+        quarantined: &[Quarantined],
+        conversion: Conversion,
+    ) -> Result<WriteReport, PgError> {
+        let sql = |context| move |e| PgError::sql(context, e);
+        let mut tx = self.pool.begin().await.map_err(sql("analytics write"))?;
+        let mut report = WriteReport::default();
+        if !events.is_empty() {
+            sqlx::query(STAGE_DDL)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("analytics write: staging table"))?;
+            let mut copy = tx
+                .copy_in_raw(&format!(
+                    "COPY cflogs_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT binary)"
+                ))
+                .await
+                .map_err(sql("analytics write: copy"))?;
+            let mut buf = Vec::with_capacity(CHUNK_BYTES + 8192);
+            push_header(&mut buf);
+            for event in events {
+                push_event(&mut buf, event);
+                if buf.len() >= CHUNK_BYTES {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + 8192));
+                    copy.send(full)
+                        .await
+                        .map_err(sql("analytics write: copy"))?;
+                }
+            }
+            push_trailer(&mut buf);
+            copy.send(buf).await.map_err(sql("analytics write: copy"))?;
+            copy.finish().await.map_err(sql("analytics write: copy"))?;
+
+            let inserted = if batch.dataset.as_str() == Dataset::AUDIT_LOGS {
+                sqlx::query(&insert_audit_sql(conversion))
+                    .bind(batch.stream.as_str())
+                    .execute(&mut *tx)
+                    .await
+            } else {
+                sqlx::query(&insert_raw_sql(conversion))
+                    .bind(batch.stream.as_str())
+                    .bind(batch.dataset.as_str())
+                    .execute(&mut *tx)
+                    .await
+            }
+            .map_err(sql("analytics write: insert"))?
+            .rows_affected();
+            report.inserted = inserted;
+            report.duplicates = (events.len() as u64).saturating_sub(inserted);
+        }
+        if !quarantined.is_empty() {
+            let ids: Vec<&str> = quarantined.iter().map(|q| q.id.as_str()).collect();
+            let raws: Vec<&[u8]> = quarantined.iter().map(|q| &q.raw[..]).collect();
+            let reasons: Vec<String> = quarantined
+                .iter()
+                .map(|q| q.reason.replace('\0', "\u{fffd}"))
+                .collect();
+            let times: Vec<Option<Timestamp>> = quarantined.iter().map(|q| q.occurred_at).collect();
+            report.quarantined = sqlx::query(INSERT_QUARANTINE)
+                .bind(batch.stream.as_str())
+                .bind(batch.dataset.as_str())
+                .bind(ids)
+                .bind(raws)
+                .bind(reasons)
+                .bind(times)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("analytics write: quarantine"))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(sql("analytics write: commit"))?;
+        Ok(report)
+    }
+
+    /// One slice, retried once with the per-row fallbacks when PostgreSQL refuses a value.
+    async fn write_slice_or_fallback(
+        &self,
+        batch: &Batch,
+        events: &[Event],
+        quarantined: &[Quarantined],
+    ) -> Result<WriteReport, PgError> {
+        match self
+            .write_slice(batch, events, quarantined, Conversion::Fast)
+            .await
+        {
+            Err(e) if is_data_exception(&e) => {
+                tracing::warn!(
+                    stream = %batch.stream,
+                    error = %e,
+                    "postgresql refused a value of the batch, writing it again with per-row fallbacks"
+                );
+                self.write_slice(batch, events, quarantined, Conversion::Safe)
+                    .await
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl AnalyticsSink for PostgresSink {
+    async fn write(&self, batch: &Batch) -> Result<WriteReport> {
+        if batch.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        let n = batch.events.len();
+        let slices = self.parallelism.min(n / MIN_SLICE).max(1);
+        let bounds: Vec<(usize, usize)> = (0..slices)
+            .map(|k| (k * n / slices, (k + 1) * n / slices))
+            .collect();
+        let results = join_all(bounds.iter().enumerate().map(|(k, &(from, to))| {
+            // The quarantined records ride with the first slice.
+            let quarantined: &[Quarantined] = if k == 0 { &batch.quarantined } else { &[] };
+            self.write_slice_or_fallback(batch, &batch.events[from..to], quarantined)
+        }))
+        .await;
+        let mut report = WriteReport::default();
+        for result in results {
+            let part = result?;
+            report.inserted += part.inserted;
+            report.duplicates += part.duplicates;
+            report.quarantined += part.quarantined;
+        }
+        Ok(report)
+    }
+}
