@@ -9,7 +9,10 @@ use cflogs_cloudflare::{
     AccountId, AuditApi, AuditLogSource, AuditSourceConfig, ClientConfig, CloudflareClient,
     Credentials, PerPage, RateBudget, Secret,
 };
-use cflogs_core::{BatchLimits, EventId, EventSource, FetchRequest, Fetched, Timestamp, Window};
+use cflogs_core::{
+    BatchLimits, EventId, EventSource, FetchRequest, Fetched, Timestamp, Window,
+    error_chain as chain,
+};
 use cflogs_sim::{CursorStyle, RunningSim, Simulator, SimulatorBuilder};
 use chrono::{DurationRound, TimeDelta, Utc};
 
@@ -55,18 +58,6 @@ fn whole(window: Window) -> FetchRequest {
         floor: window.from(),
         limits: BatchLimits::new(usize::MAX, usize::MAX).unwrap(),
     }
-}
-
-/// An error and its sources, as a user reads it.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn span_window() -> Window {

@@ -99,3 +99,16 @@ impl Error {
         matches!(self, Self::Conflict { .. })
     }
 }
+
+/// An error and all its sources on one line, `outer: inner: innermost`: how logs and the
+/// binary show errors, so the cause is never cut off.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

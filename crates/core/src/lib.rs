@@ -27,7 +27,7 @@ pub use domain::{
     EventId, FetchRequest, Fetched, Fields, Manifest, ManifestObject, Quarantined, RecentId,
     StreamId, Timestamp, Window,
 };
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, error_chain};
 pub use pipeline::{CycleOutcome, Pipeline, Policy};
 pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::domain::{Batch, Checkpoint, Epoch, FetchRequest, RecentId, Timestamp, Window};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
 
 pub use policy::Policy;
@@ -451,18 +451,6 @@ impl Pipeline {
 fn jitter() -> f64 {
     let bits = RandomState::new().hash_one(std::time::Instant::now());
     (bits >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// An error and its sources on one line.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]
