@@ -1,12 +1,188 @@
-//! The `cflogs` binary. The wiring of adapters lands with the binary issue; until then it says so.
+//! The `cflogs` binary: loads the configuration, builds the adapters, injects them into one
+//! pipeline per stream, and runs a command.
 
+mod commands;
+mod config;
+mod demo;
+mod wiring;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Moves Cloudflare audit logs into PostgreSQL (or SQLite) and a Parquet archive, exactly once.
+///
+/// Configuration comes from environment variables (the same names as the Python poller's
+/// `.env`), a `.env` file in the working directory, and an optional TOML file
+/// (`--config`). Run `cflogs config --list` for every variable. Without PostgreSQL settings
+/// the analytics store is SQLite under ./cflogs-data; without S3 settings the archive is a
+/// local directory there.
+#[derive(Parser, Debug)]
+#[command(name = "cflogs", version, about, long_about)]
+struct Cli {
+    /// TOML file with settings and `[[accounts]]` tables (also CFLOGS_CONFIG).
+    #[arg(long, global = true, env = "CFLOGS_CONFIG")]
+    config: Option<PathBuf>,
+    /// The .env file to read, if it exists.
+    #[arg(long, global = true, default_value = ".env")]
+    env_file: PathBuf,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "CFLOGS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Poll every configured account continuously; stop cleanly on Ctrl-C or SIGTERM.
+    Run,
+    /// Catch every account up once and exit (for cron and tests).
+    Once,
+    /// Read a past range for accounts cflogs has not read yet, with progress.
+    Backfill {
+        /// Start (RFC 3339), e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// End (RFC 3339); default: now.
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Check the archive's hash chain and every object's SHA-256; exit 1 on any finding.
+    Verify,
+    /// Create or update the database schema.
+    Migrate,
+    /// Print the effective configuration, secrets masked.
+    Config {
+        /// List every variable cflogs reads instead.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Try cflogs with no account and no services: a simulated Cloudflare API, SQLite and a
+    /// local Parquet archive, then a look at what landed.
+    Demo {
+        /// Simulated audit events.
+        #[arg(long, default_value_t = 5_000)]
+        events: u64,
+        /// Hours of history they span.
+        #[arg(long, default_value_t = 6)]
+        hours: i64,
+        /// Where the demo's SQLite file and archive go (emptied first).
+        #[arg(long, default_value = "./cflogs-demo")]
+        dir: PathBuf,
+    },
+}
+
+fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CFLOGS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn main_async(cli: Cli) -> Result<ExitCode> {
+    if let Command::Demo { events, hours, dir } = &cli.command {
+        demo::demo(dir, *events, *hours).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = config::Settings::load(Some(&cli.env_file), cli.config.as_deref())?;
+    if let Command::Config { list } = &cli.command {
+        if *list {
+            for (name, what) in config::VARIABLES {
+                println!("{name:<38} {what}");
+            }
+        } else {
+            for line in settings.describe() {
+                println!("{line}");
+            }
+            let config = config::Config::from_settings(&settings, chrono::Utc::now())?;
+            println!(
+                "# streams: {}",
+                config
+                    .accounts
+                    .iter()
+                    .map(|a| format!("audit-{}/account/{}", a.api.as_str(), a.account.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("# archive: {}", config.archive.describe());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = config::Config::from_settings(&settings, chrono::Utc::now())?;
+    match cli.command {
+        Command::Run => commands::run(&config, shutdown_signal()).await?,
+        Command::Once => commands::once(&config).await?,
+        Command::Backfill { since, until } => commands::backfill(&config, since, until).await?,
+        Command::Verify => {
+            if !commands::verify(&config).await? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Migrate => commands::migrate(&config).await?,
+        Command::Config { .. } | Command::Demo { .. } => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "cflogs {}: the binary is not yet wired (see the open issue for the cflogs binary); \
-         the core library and its tests are ready: run `bash scripts/test.sh`",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    // The demo prints its own report; its log would only interleave with it.
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_logging(cli.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(main_async(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

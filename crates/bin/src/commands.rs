@@ -1,0 +1,220 @@
+//! The commands, each a function of a validated configuration.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use cflogs_core::{CycleOutcome, EventSource, Pipeline, error_chain as chain};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::wiring::Wired;
+
+/// What one stream did in [`catch_up`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Progress {
+    /// Batches committed.
+    pub batches: u64,
+    /// Events committed.
+    pub events: u64,
+    /// Quarantined records committed.
+    pub quarantined: u64,
+    /// Cycles run.
+    pub cycles: u64,
+}
+
+/// Runs cycles until the stream has no backlog (or `until` is passed); transient failures are
+/// retried a few times.
+pub async fn catch_up(
+    pipeline: &mut Pipeline,
+    until: Option<cflogs_core::Timestamp>,
+    mut on_cycle: impl FnMut(&Progress, &CycleOutcome),
+) -> Result<Progress> {
+    let mut progress = Progress::default();
+    let mut failures = 0;
+    loop {
+        progress.cycles += 1;
+        match pipeline.run_once().await {
+            Ok(outcome) => {
+                failures = 0;
+                let watermark = match &outcome {
+                    CycleOutcome::Committed {
+                        events,
+                        quarantined,
+                        watermark,
+                        ..
+                    } => {
+                        progress.batches += 1;
+                        progress.events += *events as u64;
+                        progress.quarantined += *quarantined as u64;
+                        Some(*watermark)
+                    }
+                    CycleOutcome::Advanced { watermark, .. } => Some(*watermark),
+                    _ => None,
+                };
+                on_cycle(&progress, &outcome);
+                if !outcome.has_backlog()
+                    || until.is_some_and(|u| watermark.is_some_and(|w| w >= u))
+                {
+                    return Ok(progress);
+                }
+            }
+            Err(e) if e.is_transient() && failures < 5 => {
+                failures += 1;
+                let pause = pipeline.policy().retry_delay(failures, 0.5);
+                tracing::warn!(error = %chain(&e), retry_in_ms = pause.as_millis() as u64, "cycle failed, retrying");
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `cflogs once`: every stream until it has no backlog.
+pub async fn once(config: &Config) -> Result<()> {
+    let wired = Wired::connect(config).await?;
+    for source in &wired.sources {
+        let mut pipeline = wired.pipeline(source, config.policy.clone())?;
+        let p = catch_up(&mut pipeline, None, |_, _| {}).await?;
+        println!(
+            "{}: {} events, {} quarantined, {} batches committed",
+            source.stream(),
+            p.events,
+            p.quarantined,
+            p.batches
+        );
+    }
+    Ok(())
+}
+
+/// `cflogs backfill`: from `since` (new streams) until `until` or caught up, with progress.
+pub async fn backfill(
+    config: &Config,
+    since: cflogs_core::Timestamp,
+    until: Option<cflogs_core::Timestamp>,
+) -> Result<()> {
+    let wired = Wired::connect(config).await?;
+    let mut policy = config.policy.clone();
+    policy.start_at = since;
+    for source in &wired.sources {
+        if let Some(cp) = wired.store.load(source.stream()).await?
+            && cp.watermark
+                > since + chrono::Duration::from_std(policy.lookback).unwrap_or_default()
+        {
+            bail!(
+                "{} is already at {}, after --since {since}: a stream never goes back (its \
+                 watermark only grows); backfill a new deployment, or reconcile",
+                source.stream(),
+                cp.watermark
+            );
+        }
+        let mut pipeline = wired.pipeline(source, policy.clone())?;
+        let started = std::time::Instant::now();
+        let span = (until.unwrap_or_else(chrono::Utc::now) - since)
+            .num_seconds()
+            .max(1) as f64;
+        let stream = source.stream().clone();
+        let p = catch_up(&mut pipeline, until, |p, outcome| {
+            let at = match outcome {
+                CycleOutcome::Committed { watermark, .. } | CycleOutcome::Advanced { watermark, .. } => Some(*watermark),
+                _ => None,
+            };
+            if let Some(at) = at {
+                let done = ((at - since).num_seconds() as f64 / span).clamp(0.0, 1.0);
+                let elapsed = started.elapsed().as_secs_f64();
+                let rate = p.events as f64 / elapsed.max(0.001);
+                let eta = if done > 0.0 { elapsed * (1.0 - done) / done } else { f64::NAN };
+                eprintln!(
+                    "{stream}: {:5.1}%  {} events  {} windows  {:.0} events/s  ETA {:.0} s  (at {at})",
+                    done * 100.0,
+                    p.events,
+                    p.cycles,
+                    rate,
+                    eta
+                );
+            }
+        })
+        .await?;
+        println!(
+            "{stream}: backfilled {} events, {} quarantined, {} batches in {:.1} s",
+            p.events,
+            p.quarantined,
+            p.batches,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `cflogs run`: every stream continuously until `shutdown`.
+pub async fn run(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let wired = Arc::new(Wired::connect(config).await?);
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down: the batch in flight is abandoned safely");
+        let _ = tx.send(true);
+    });
+    let mut tasks = Vec::new();
+    for source in &wired.sources {
+        let pipeline = wired.pipeline(source, config.policy.clone())?;
+        let mut rx = rx.clone();
+        let stream = source.stream().clone();
+        tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let result = pipeline.run(stop).await;
+            if let Err(e) = &result {
+                error!(stream = %stream, error = %chain(e), "stream stopped");
+            }
+            result
+        }));
+    }
+    let mut failed = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => failed += 1,
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} stream(s) stopped with an error (see the log)");
+    }
+    Ok(())
+}
+
+/// `cflogs verify`: the archive's manifest chain of every stream, against its checkpoint.
+pub async fn verify(config: &Config) -> Result<bool> {
+    let wired = Wired::connect(config).await?;
+    let mut clean = true;
+    for source in &wired.sources {
+        let report = wired.verify(source).await?;
+        println!("{}: {report}", source.stream());
+        clean &= report.is_clean();
+    }
+    Ok(clean)
+}
+
+/// `cflogs migrate`: applies the schema.
+pub async fn migrate(config: &Config) -> Result<()> {
+    match &config.analytics {
+        crate::config::Analytics::Postgres(pg) => {
+            let client = cflogs_postgres::PostgresClient::connect(pg).await?;
+            let report = client.migrate().await?;
+            println!("PostgreSQL {}: {report:?}", pg.endpoint());
+        }
+        crate::config::Analytics::Sqlite(lite) => {
+            if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            cflogs_sqlite::SqliteClient::open(lite).await?;
+            println!("SQLite {}: schema up to date", lite.path().display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Builds the adapters a configuration names and injects them into pipelines.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use cflogs_cloudflare::{AuditLogSource, AuditSourceConfig, CloudflareClient};
+use cflogs_core::{
+    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, Pipeline, Policy, SystemClock,
+};
+use cflogs_s3::ParquetArchive;
+use tracing::info;
+
+use crate::config::{Analytics, Config};
+
+/// The adapters of one process, shared by its streams.
+pub struct Wired {
+    /// Checkpoints and leases.
+    pub store: Arc<dyn CheckpointStore>,
+    /// The queryable store.
+    pub analytics: Arc<dyn AnalyticsSink>,
+    /// The archive.
+    pub archive: Arc<ParquetArchive>,
+    /// The Cloudflare client (one token).
+    pub client: Arc<CloudflareClient>,
+    /// One source per configured account.
+    pub sources: Vec<Arc<AuditLogSource>>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The SQLite database, when it is the embedded default.
+    pub sqlite: Option<cflogs_sqlite::SqliteClient>,
+}
+
+impl Wired {
+    /// Connects to everything `config` names; applies migrations.
+    ///
+    /// # Errors
+    /// The first adapter that cannot be built or reached, saying what to fix.
+    pub async fn connect(config: &Config) -> Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (store, analytics, sqlite): (Arc<dyn CheckpointStore>, Arc<dyn AnalyticsSink>, _) =
+            match &config.analytics {
+                Analytics::Postgres(pg) => {
+                    let client = cflogs_postgres::PostgresClient::connect(pg)
+                        .await
+                        .context("cannot use PostgreSQL")?;
+                    if client.schema().is_none() {
+                        client
+                            .migrate()
+                            .await
+                            .context("cannot migrate PostgreSQL")?;
+                    }
+                    info!(endpoint = %pg.endpoint(), "analytics and checkpoints: PostgreSQL");
+                    (
+                        Arc::new(client.checkpoint_store()),
+                        Arc::new(client.sink()),
+                        None,
+                    )
+                }
+                Analytics::Sqlite(lite) => {
+                    if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create {}", dir.display()))?;
+                    }
+                    let client =
+                        cflogs_sqlite::SqliteClient::open(lite)
+                            .await
+                            .with_context(|| {
+                                format!("cannot open SQLite at {}", lite.path().display())
+                            })?;
+                    info!(path = %lite.path().display(), "analytics and checkpoints: SQLite (embedded default; set DATABASE_URL for PostgreSQL)");
+                    (
+                        Arc::new(client.checkpoint_store()),
+                        Arc::new(client.sink()),
+                        Some(client),
+                    )
+                }
+            };
+        let archive = ParquetArchive::open(&config.archive)
+            .context("cannot open the archive")?
+            .with_clock(clock.clone());
+        info!(archive = %config.archive.describe(), "archive");
+        let client = Arc::new(CloudflareClient::new(config.client.clone())?);
+        let sources = config
+            .accounts
+            .iter()
+            .map(|a| {
+                let mut c = AuditSourceConfig::new(a.account.clone(), a.api);
+                c.per_page = config.per_page;
+                c.hide_user_logs = config.hide_user_logs;
+                Arc::new(AuditLogSource::new(client.clone(), c))
+            })
+            .collect();
+        Ok(Self {
+            store,
+            analytics,
+            archive: Arc::new(archive),
+            client,
+            sources,
+            clock,
+            sqlite,
+        })
+    }
+
+    /// The archive check of `source`'s stream, against the chain head of its checkpoint.
+    ///
+    /// # Errors
+    /// The store or the archive cannot be read.
+    pub async fn verify(&self, source: &Arc<AuditLogSource>) -> Result<cflogs_s3::VerifyReport> {
+        let head = self
+            .store
+            .load(source.stream())
+            .await?
+            .map(|cp| cp.chain_head);
+        Ok(self.archive.verify(source.stream(), head).await?)
+    }
+
+    /// A pipeline for `source` with `policy`.
+    ///
+    /// # Errors
+    /// An invalid policy.
+    pub fn pipeline(&self, source: &Arc<AuditLogSource>, policy: Policy) -> Result<Pipeline> {
+        Ok(Pipeline::new(
+            source.clone() as Arc<dyn EventSource>,
+            self.store.clone(),
+            self.analytics.clone(),
+            self.archive.clone() as Arc<dyn ArchiveSink>,
+            self.clock.clone(),
+            policy,
+        )?)
+    }
+}

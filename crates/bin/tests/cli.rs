@@ -1,0 +1,197 @@
+//! The `cflogs` binary as a process: the demo, `once` and `verify` against the simulator,
+//! configuration errors, and that no secret ever reaches its output.
+
+use std::process::{Command, Output};
+
+use chrono::{DurationRound, TimeDelta, Utc};
+
+const TOKEN: &str = "cli-test-token-9f8e7d-secret";
+
+fn cflogs(dir: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
+    cmd.current_dir(dir).args(args).env_clear();
+    for key in ["PATH", "HOME", "TMPDIR"] {
+        if let Ok(v) = std::env::var(key) {
+            cmd.env(key, v);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("cflogs runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_demo_runs_with_no_services_and_reports_what_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cflogs(
+        dir.path(),
+        &[],
+        &["demo", "--events", "1500", "--hours", "2", "--dir", "demo"],
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("every one landed, exactly once"), "{all}");
+    assert!(all.contains("events by action"), "{all}");
+    assert!(all.contains(", 0 findings"), "{all}");
+    assert!(dir.path().join("demo/cflogs.sqlite3").exists());
+    assert!(dir.path().join("demo/archive/_manifests").exists());
+}
+
+#[test]
+fn configuration_errors_name_the_variable_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![], "CLOUDFLARE_API_TOKEN is not set"),
+        (
+            vec![("CLOUDFLARE_API_TOKEN", TOKEN.into())],
+            "CLOUDFLARE_ACCOUNT_ID is not set",
+        ),
+        (
+            vec![
+                ("CLOUDFLARE_API_TOKEN", TOKEN.into()),
+                ("CLOUDFLARE_ACCOUNT_ID", "abc".into()),
+                ("CLOUDFLARE_API_BASE_URL", "htp:/nowhere".into()),
+            ],
+            "CLOUDFLARE_API_BASE_URL",
+        ),
+        (
+            vec![
+                ("CLOUDFLARE_API_TOKEN", TOKEN.into()),
+                ("CLOUDFLARE_ACCOUNT_ID", "abc".into()),
+                ("POLL_INTERVAL_SECONDS", "often".into()),
+            ],
+            "POLL_INTERVAL_SECONDS",
+        ),
+    ];
+    for (env, want) in cases {
+        let out = cflogs(dir.path(), &env, &["once"]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(all.contains(want), "expected {want:?} in {all}");
+        assert!(!all.contains(TOKEN), "the token leaked: {all}");
+    }
+}
+
+#[test]
+fn config_prints_the_effective_settings_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("DATABASE_URL=postgres://cflogs:pg-secret-42@127.0.0.1:5432/audit\nCLOUDFLARE_API_TOKEN={TOKEN}\n"),
+    )
+    .unwrap();
+    let out = cflogs(
+        dir.path(),
+        &[
+            ("CLOUDFLARE_ACCOUNT_ID", "abc".into()),
+            ("S3_BUCKET", "audit".into()),
+            ("S3_ENDPOINT", "http://127.0.0.1:9000".into()),
+            ("S3_ACCESS_KEY", "minio".into()),
+            ("S3_SECRET_KEY", "s3-secret-42".into()),
+        ],
+        &["config"],
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("CLOUDFLARE_API_TOKEN=***") && all.contains("from .env"),
+        "{all}"
+    );
+    assert!(
+        all.contains("postgres://cflogs:***@127.0.0.1:5432/audit"),
+        "{all}"
+    );
+    for secret in [TOKEN, "pg-secret-42", "s3-secret-42"] {
+        assert!(!all.contains(secret), "{secret} leaked: {all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_is_exactly_once_across_runs_and_verify_catches_tampering() {
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let sim = cflogs_sim::Simulator::builder()
+        .seed(11)
+        .account("acc1")
+        .token(TOKEN)
+        .span(to - TimeDelta::hours(3), to, 3000)
+        .late_fraction(0.0)
+        .error_rate(0.05)
+        .cut_body_rate(0.02)
+        .malformed_rate(0.0)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
+        ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
+        ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+        (
+            "INITIAL_CHECKPOINT",
+            (to - TimeDelta::hours(4)).to_rfc3339(),
+        ),
+        ("CFLOGS_DATA_DIR", "data".to_owned()),
+    ];
+    let run = |args: &'static [&'static str]| {
+        let dir = dir.path().to_owned();
+        let env = env.clone();
+        async move {
+            tokio::task::spawn_blocking(move || cflogs(&dir, &env, args))
+                .await
+                .unwrap()
+        }
+    };
+    let first = run(&["once"]).await;
+    let all = text(&first);
+    assert!(first.status.success(), "{all}");
+    assert!(all.contains("audit-v1/account/acc1: 3000 events"), "{all}");
+    let second = run(&["once"]).await;
+    assert!(
+        text(&second).contains("audit-v1/account/acc1: 0 events"),
+        "{}",
+        text(&second)
+    );
+    assert!(!all.contains(TOKEN) && !text(&second).contains(TOKEN));
+
+    let verify = run(&["verify"]).await;
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(text(&verify).contains(", 0 findings"), "{}", text(&verify));
+
+    // Change one byte of one archived object: verify must say so and fail.
+    let mut victim = None;
+    let mut stack = vec![dir.path().join("data/archive/audit_logs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if victim.is_none() {
+                victim = Some(p);
+            }
+        }
+    }
+    let victim = victim.expect("an archived object");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let verify = run(&["verify"]).await;
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    assert!(
+        text(&verify).to_lowercase().contains("modified"),
+        "{}",
+        text(&verify)
+    );
+    sim.shutdown().await.unwrap();
+}
