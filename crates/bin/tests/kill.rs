@@ -1,0 +1,251 @@
+//! The binary's acceptance test: `cflogs run` against the simulator (5% server errors, 2% cut
+//! bodies), killed with SIGKILL at ten random moments and restarted, then caught up, leaves
+//! every simulated event exactly once in PostgreSQL and exactly once in the archive.
+//!
+//! Needs a PostgreSQL server: `CFLOGS_TEST_DATABASE_URL=postgres://…` (an admin connection; the
+//! test creates and drops its own database). `bash scripts/test.sh` starts one and sets it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use arrow_array::{Array, StringArray};
+use chrono::{DurationRound, TimeDelta, Utc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sqlx::{Connection, Executor, Row};
+
+const TOKEN: &str = "kill-test-token";
+
+fn admin_url() -> String {
+    std::env::var("CFLOGS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "CFLOGS_TEST_DATABASE_URL is not set: this test needs a PostgreSQL server. Run \
+             `bash scripts/test.sh` (it starts the machine's PostgreSQL and sets it), or set \
+             CFLOGS_TEST_DATABASE_URL=postgres://USER@127.0.0.1:5432/postgres"
+        )
+    })
+}
+
+/// The ids in every Parquet object under `dir` (one entry per row), by column.
+fn parquet_ids(dir: &Path, column: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            parquet_ids(&path, column, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let ids = batch
+                    .column_by_name(column)
+                    .unwrap_or_else(|| panic!("no {column} in {}", path.display()));
+                let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+                out.extend((0..ids.len()).map(|i| ids.value(i).to_owned()));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
+    let admin = admin_url();
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let from = to - TimeDelta::hours(6);
+    let sim = cflogs_sim::Simulator::builder()
+        .seed(31)
+        .account("acc1")
+        .token(TOKEN)
+        .span(from, to, 20_000)
+        .bursts(0.1, 4)
+        .late_fraction(0.0)
+        .malformed_rate(0.002)
+        .error_rate(0.05)
+        .cut_body_rate(0.02)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+
+    let db = format!("cflogs_kill_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(format!("DROP DATABASE IF EXISTS {db}").as_str())
+        .await
+        .unwrap();
+    conn.execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0.to_owned();
+    let db_url = format!("{base}/{db}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let env: Vec<(&str, String)> = vec![
+        ("CLOUDFLARE_API_TOKEN", TOKEN.into()),
+        ("CLOUDFLARE_ACCOUNT_ID", "acc1".into()),
+        ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+        ("DATABASE_URL", db_url.clone()),
+        (
+            "CFLOGS_ARCHIVE_URL",
+            format!("file://{}", archive.display()),
+        ),
+        (
+            "INITIAL_CHECKPOINT",
+            (from - TimeDelta::minutes(10)).to_rfc3339(),
+        ),
+        ("POLL_INTERVAL_SECONDS", "1".into()),
+        ("CFLOGS_BATCH_MAX_EVENTS", "400".into()),
+        // Small pages and a small budget spread the work over all ten runs, so every kill can
+        // land in the middle of a batch rather than on a process that has caught up.
+        ("CLOUDFLARE_PER_PAGE", "50".into()),
+        ("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", "3000".into()),
+    ];
+    let command = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
+        cmd.current_dir(dir.path())
+            .args(args)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+
+    // A fixed-seed generator for the kill moments, so a failure reproduces.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut kills = Vec::new();
+    for _ in 0..10 {
+        let wait = Duration::from_millis(150 + next() % 1_350);
+        let mut child = command(&["run"]).spawn().expect("cflogs run starts");
+        tokio::time::sleep(wait).await;
+        child.kill().expect("SIGKILL");
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the process was killed, not finished");
+        kills.push(wait.as_millis());
+    }
+
+    // The kills interrupted real work: the killed runs committed part of the events.
+    let mut check = sqlx::PgConnection::connect(&db_url).await.unwrap();
+    let before: i64 = sqlx::query("SELECT count(*) FROM audit_logs")
+        .fetch_one(&mut check)
+        .await
+        .unwrap()
+        .get(0);
+    let seq: i64 = sqlx::query("SELECT coalesce(max(seq), 0) FROM cflogs_checkpoints")
+        .fetch_one(&mut check)
+        .await
+        .unwrap()
+        .get(0);
+    check.close().await.unwrap();
+    assert!(
+        before > 0,
+        "no killed run got as far as a batch: the test proves nothing"
+    );
+    assert!(
+        before < 18_000,
+        "the killed runs finished the job: the kills came too late"
+    );
+
+    // Restart once more and let it catch up.
+    let mut once = command(&["once"]);
+    let out = tokio::task::spawn_blocking(move || once.output().unwrap())
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "the final run failed after kills at {kills:?} ms:\n{log}"
+    );
+
+    let want = sim.visible_ids("acc1");
+    let malformed = sim.malformed("acc1").len();
+    let mut conn = sqlx::PgConnection::connect(&db_url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT event_id FROM audit_logs WHERE stream = 'audit-v1/account/acc1' ORDER BY event_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let got: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "PostgreSQL rows vs simulated events (kills at {kills:?} ms)"
+    );
+    assert_eq!(got, want, "every event exactly once in PostgreSQL");
+    let q: i64 = sqlx::query("SELECT count(*) FROM quarantine")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        q as usize, malformed,
+        "every malformed event quarantined once"
+    );
+    conn.close().await.unwrap();
+
+    let mut archived = Vec::new();
+    parquet_ids(&archive.join("audit_logs"), "event_id", &mut archived);
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for id in &archived {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "archived more than once: {twice:?}");
+    archived.sort();
+    assert_eq!(archived, want, "every event exactly once in the archive");
+
+    let verify = tokio::task::spawn_blocking({
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
+        cmd.current_dir(dir.path()).arg("verify").env_clear();
+        for (k, v) in [
+            ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
+            ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
+            ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+            ("DATABASE_URL", db_url.clone()),
+            (
+                "CFLOGS_ARCHIVE_URL",
+                format!("file://{}", archive.display()),
+            ),
+        ] {
+            cmd.env(k, v);
+        }
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    println!(
+        "killed at {kills:?} ms; the killed runs had committed {seq} batches, {before} events; {} events and {malformed} quarantined, each once in PostgreSQL and in the archive",
+        want.len()
+    );
+    sim.shutdown().await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let _ = conn
+        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+        .await;
+}
