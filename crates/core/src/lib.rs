@@ -28,7 +28,7 @@ pub use domain::{
     StreamId, Timestamp, Window,
 };
 pub use error::{BoxError, Error, Result, error_chain};
-pub use pipeline::{CycleOutcome, Pipeline, Policy};
+pub use pipeline::{CycleObserver, CycleOutcome, CycleReport, Pipeline, Policy};
 pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
     WriteReport,

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use crate::domain::{Batch, Checkpoint, Epoch, FetchRequest, RecentId, Timestamp, Window};
+use crate::domain::{
+    Batch, Checkpoint, Epoch, FetchRequest, RecentId, StreamId, Timestamp, Window,
+};
 use crate::error::{Error, Result, error_chain};
 use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
 
@@ -56,6 +58,29 @@ impl CycleOutcome {
     }
 }
 
+/// What one cycle did and how long it took, for metrics (see [`CycleObserver`]).
+#[derive(Debug)]
+pub struct CycleReport<'a> {
+    /// The stream.
+    pub stream: &'a StreamId,
+    /// The outcome, or the error that ended the cycle.
+    pub outcome: std::result::Result<&'a CycleOutcome, &'a Error>,
+    /// Time the whole cycle took.
+    pub duration: Duration,
+    /// Time the batch commit (the compare-and-set with the new manifest) took, when there was
+    /// one.
+    pub commit_duration: Option<Duration>,
+    /// The stream's watermark after the cycle, when known.
+    pub watermark: Option<Timestamp>,
+}
+
+/// Told about every cycle of a [`Pipeline`]: the hook for metrics. It runs inline, so it must
+/// be quick and must not fail.
+pub trait CycleObserver: Send + Sync {
+    /// One cycle ended.
+    fn cycle(&self, report: &CycleReport<'_>);
+}
+
 /// Where this instance stands with its stream's lease.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant, reason = "one per pipeline")]
@@ -96,6 +121,8 @@ pub struct Pipeline {
     policy: Policy,
     lease: Lease,
     cycles: u64,
+    observer: Option<Arc<dyn CycleObserver>>,
+    last_commit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -131,7 +158,16 @@ impl Pipeline {
             policy,
             lease: Lease::None,
             cycles: 0,
+            observer: None,
+            last_commit: None,
         })
+    }
+
+    /// The same pipeline, telling `observer` about every cycle.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn CycleObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The policy in force.
@@ -155,6 +191,26 @@ impl Pipeline {
     /// [`Error::Transient`] when a retry may succeed (the next call reloads the checkpoint
     /// first); [`Error::Fatal`] or [`Error::Invalid`] when it cannot.
     pub async fn run_once(&mut self) -> Result<CycleOutcome> {
+        let started = std::time::Instant::now();
+        self.last_commit = None;
+        let result = self.run_cycle().await;
+        if let Some(observer) = &self.observer {
+            let watermark = match &self.lease {
+                Lease::Held(cp) => Some(cp.watermark),
+                _ => None,
+            };
+            observer.cycle(&CycleReport {
+                stream: self.source.stream(),
+                outcome: result.as_ref(),
+                duration: started.elapsed(),
+                commit_duration: self.last_commit,
+                watermark,
+            });
+        }
+        result
+    }
+
+    async fn run_cycle(&mut self) -> Result<CycleOutcome> {
         let checkpoint = self.checkpoint().await?;
         let epoch = checkpoint.epoch;
         let result = self.cycle(checkpoint).await;
@@ -368,7 +424,9 @@ impl Pipeline {
             pending: Some(manifest),
             ..cp.clone()
         };
+        let commit_started = std::time::Instant::now();
         let cp = self.commit(&cp, next).await?;
+        self.last_commit = Some(commit_started.elapsed());
         info!(
             stream = %cp.stream,
             seq,

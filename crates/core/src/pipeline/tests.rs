@@ -459,3 +459,46 @@ async fn run_retries_transient_failures_and_returns_a_conflict() {
     assert!(e.is_conflict(), "{e:?}");
     assert_eq!(*loads.lock().unwrap(), 2);
 }
+
+/// Per cycle: succeeded, commit time, watermark.
+type Seen = (bool, Option<Duration>, Option<Timestamp>);
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Seen>>);
+
+impl CycleObserver for Recorder {
+    fn cycle(&self, report: &CycleReport<'_>) {
+        assert_eq!(report.stream, &stream());
+        self.0.lock().unwrap().push((
+            report.outcome.is_ok(),
+            report.commit_duration,
+            report.watermark,
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_observer_hears_of_every_cycle_with_its_commit_time() {
+    let mut store = MockCheckpointStore::new();
+    store.expect_acquire().returning(|_, _| Ok(genesis(1)));
+    store.expect_commit().returning(|_, _| Ok(()));
+    let mut analytics = MockAnalyticsSink::new();
+    analytics
+        .expect_write()
+        .returning(|_| Ok(WriteReport::default()));
+    let mut archive = archive_staging();
+    archive.expect_publish().returning(|_| Ok(()));
+    archive.expect_sweep().returning(|_, _| Ok(0));
+    let recorder = Arc::new(Recorder::default());
+    let mut p = pipeline(source_with(events(), 1), store, analytics, archive)
+        .with_observer(recorder.clone());
+    p.run_once().await.unwrap();
+    let seen = recorder.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].0, "the cycle succeeded");
+    assert!(
+        seen[0].1.is_some(),
+        "a batch was committed, so its commit was timed"
+    );
+    assert_eq!(seen[0].2, Some(t(290)), "watermark = now - settle delay");
+}
