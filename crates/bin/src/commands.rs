@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::wiring::Wired;
 
 /// What one stream did in [`catch_up`].
@@ -159,9 +160,26 @@ pub async fn run(
         info!("shutting down: the batch in flight is abandoned safely");
         let _ = tx.send(true);
     });
+    let streams = wired
+        .sources
+        .iter()
+        .map(|s| s.stream().to_string())
+        .collect();
+    // Ready while every stream has had a successful cycle within three poll intervals.
+    let ready_within = (config.policy.poll_interval * 3).max(std::time::Duration::from_secs(60));
+    let metrics = Arc::new(Metrics::new(streams, wired.client.clone(), ready_within));
+    if let Some(addr) = config.metrics_addr {
+        let mut rx = rx.clone();
+        crate::metrics::serve(addr, metrics.clone(), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await?;
+    }
     let mut tasks = Vec::new();
     for source in &wired.sources {
-        let pipeline = wired.pipeline(source, config.policy.clone())?;
+        let pipeline = wired
+            .pipeline(source, config.policy.clone())?
+            .with_observer(metrics.clone());
         let mut rx = rx.clone();
         let stream = source.stream().clone();
         tasks.push(tokio::spawn(async move {

@@ -113,6 +113,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "CFLOGS_BATCH_MAX_EVENTS",
         "events per batch (default 10000)",
     ),
+    (
+        "CFLOGS_METRICS_ADDR",
+        "where `run` serves /metrics, /healthz and /readyz (default 127.0.0.1:9900; off)",
+    ),
 ];
 
 const SECRETS: &[&str] = &[
@@ -358,6 +362,8 @@ pub struct Config {
     pub archive: cflogs_s3::ArchiveConfig,
     /// Pipeline policy (start, lookback, poll interval, caps).
     pub policy: cflogs_core::Policy,
+    /// Where `run` serves metrics and health, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -497,7 +503,17 @@ impl Config {
         } else {
             cflogs_s3::ArchiveConfig::file(data_dir.join("archive"))
         };
+        let metrics_addr = match settings.get("CFLOGS_METRICS_ADDR") {
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "CFLOGS_METRICS_ADDR {v:?} is not an address; e.g. 0.0.0.0:9900, or off"
+                )
+            })?),
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9900))),
+        };
         Ok(Config {
+            metrics_addr,
             client,
             accounts,
             per_page,
@@ -550,6 +566,26 @@ mod tests {
             with("S3_ENDPOINT", "http://127.0.0.1:9000").contains("S3_BUCKET"),
             "S3 half-configured"
         );
+    }
+
+    #[test]
+    fn every_variable_read_is_declared() {
+        // Settings::load keeps only declared variables: one read but not declared would be
+        // silently ignored when it comes from the environment.
+        let source = include_str!("config.rs");
+        for part in source.split("get(\"").skip(1) {
+            let name = part.split('"').next().unwrap_or_default();
+            if name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                && !name.is_empty()
+            {
+                assert!(
+                    VARIABLES.iter().any(|(v, _)| *v == name),
+                    "{name} is read but not in VARIABLES"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod demo;
+mod metrics;
 mod wiring;
 
 use std::path::PathBuf;

@@ -107,6 +107,7 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
         // land in the middle of a batch rather than on a process that has caught up.
         ("CLOUDFLARE_PER_PAGE", "50".into()),
         ("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", "3000".into()),
+        ("CFLOGS_METRICS_ADDR", "127.0.0.1:0".into()),
     ];
     let command = |args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));

@@ -1,0 +1,294 @@
+//! Prometheus metrics and the health endpoints of `cflogs run`: `/metrics`, `/healthz`,
+//! `/readyz`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use axum::routing::get;
+use cflogs_cloudflare::{ClientStats, CloudflareClient};
+use cflogs_core::{CycleObserver, CycleOutcome, CycleReport, Error};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabel {
+    stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    stream: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+/// Every metric of the process, and what readiness needs.
+pub struct Metrics {
+    registry: Registry,
+    events: Family<StreamLabel, Counter>,
+    quarantined: Family<StreamLabel, Counter>,
+    batches: Family<StreamLabel, Counter>,
+    cycle_errors: Family<ErrorLabel, Counter>,
+    lag: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    commit: Family<StreamLabel, Histogram>,
+    api: Family<OutcomeLabel, Counter>,
+    retries: Counter,
+    budget_waits: Counter,
+    budget_wait_seconds: Counter<f64, AtomicU64>,
+    client: Arc<CloudflareClient>,
+    last_client: Mutex<ClientStats>,
+    last_ok: Mutex<HashMap<String, Instant>>,
+    streams: Vec<String>,
+    ready_within: Duration,
+}
+
+impl Metrics {
+    /// Metrics for `streams`, reading API counters from `client`; a stream is ready when its
+    /// last successful cycle is at most `ready_within` old.
+    pub fn new(
+        streams: Vec<String>,
+        client: Arc<CloudflareClient>,
+        ready_within: Duration,
+    ) -> Self {
+        let mut registry = Registry::with_prefix("cflogs");
+        let events = Family::<StreamLabel, Counter>::default();
+        registry.register(
+            "events_ingested",
+            "Events committed to analytics and the archive",
+            events.clone(),
+        );
+        let quarantined = Family::<StreamLabel, Counter>::default();
+        registry.register(
+            "events_quarantined",
+            "Malformed records committed to quarantine",
+            quarantined.clone(),
+        );
+        let batches = Family::<StreamLabel, Counter>::default();
+        registry.register("batches_committed", "Batches committed", batches.clone());
+        let cycle_errors = Family::<ErrorLabel, Counter>::default();
+        registry.register(
+            "cycle_errors",
+            "Cycles that failed, by kind (transient, conflict, fatal)",
+            cycle_errors.clone(),
+        );
+        let lag = Family::<StreamLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "watermark_lag_seconds",
+            "Now minus the stream's watermark: how far behind the source the committed data is",
+            lag.clone(),
+        );
+        let commit = Family::<StreamLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        registry.register(
+            "commit_duration_seconds",
+            "Time of the checkpoint commit of a batch",
+            commit.clone(),
+        );
+        let api = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Cloudflare API requests by outcome (sent, http_429, http_5xx, broken_body)",
+            api.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "api_retries",
+            "Cloudflare API requests retried",
+            retries.clone(),
+        );
+        let budget_waits = Counter::default();
+        registry.register(
+            "rate_limit_waits",
+            "Requests that waited for the token's rate budget",
+            budget_waits.clone(),
+        );
+        let budget_wait_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Time spent waiting for the token's rate budget",
+            budget_wait_seconds.clone(),
+        );
+        Self {
+            registry,
+            events,
+            quarantined,
+            batches,
+            cycle_errors,
+            lag,
+            commit,
+            api,
+            retries,
+            budget_waits,
+            budget_wait_seconds,
+            client,
+            last_client: Mutex::new(ClientStats::default()),
+            last_ok: Mutex::new(HashMap::new()),
+            streams,
+            ready_within,
+        }
+    }
+
+    fn refresh_client(&self) {
+        let now = self.client.stats();
+        let mut last = self
+            .last_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outcome = |name: &str| {
+            self.api
+                .get_or_create(&OutcomeLabel {
+                    outcome: name.to_owned(),
+                })
+                .clone()
+        };
+        outcome("sent").inc_by(now.requests - last.requests);
+        outcome("http_429").inc_by(now.rate_limited - last.rate_limited);
+        outcome("http_5xx").inc_by(now.server_errors - last.server_errors);
+        outcome("broken_body").inc_by(now.broken_bodies - last.broken_bodies);
+        self.retries.inc_by(now.retries - last.retries);
+        self.budget_waits
+            .inc_by(now.budget_waits - last.budget_waits);
+        self.budget_wait_seconds
+            .inc_by((now.budget_wait_ms - last.budget_wait_ms) as f64 / 1000.0);
+        *last = now;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.refresh_client();
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The streams whose last successful cycle is too old (or that never had one).
+    pub fn not_ready(&self) -> Vec<String> {
+        let last = self
+            .last_ok
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.streams
+            .iter()
+            .filter(|s| last.get(*s).is_none_or(|t| t.elapsed() > self.ready_within))
+            .cloned()
+            .collect()
+    }
+}
+
+impl CycleObserver for Metrics {
+    fn cycle(&self, report: &CycleReport<'_>) {
+        let label = StreamLabel {
+            stream: report.stream.to_string(),
+        };
+        match report.outcome {
+            Ok(outcome) => {
+                if let CycleOutcome::Committed {
+                    events,
+                    quarantined,
+                    ..
+                } = outcome
+                {
+                    self.events.get_or_create(&label).inc_by(*events as u64);
+                    self.quarantined
+                        .get_or_create(&label)
+                        .inc_by(*quarantined as u64);
+                    self.batches.get_or_create(&label).inc();
+                }
+                self.last_ok
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(label.stream.clone(), Instant::now());
+            }
+            Err(e) => {
+                let kind = match e {
+                    Error::Transient { .. } => "transient",
+                    Error::Conflict { .. } => "conflict",
+                    _ => "fatal",
+                };
+                self.cycle_errors
+                    .get_or_create(&ErrorLabel {
+                        stream: label.stream.clone(),
+                        kind: kind.to_owned(),
+                    })
+                    .inc();
+            }
+        }
+        if let Some(d) = report.commit_duration {
+            self.commit.get_or_create(&label).observe(d.as_secs_f64());
+        }
+        if let Some(w) = report.watermark {
+            let lag = (chrono::Utc::now() - w).num_milliseconds() as f64 / 1000.0;
+            self.lag.get_or_create(&label).set(lag);
+        }
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown`; returns the bound
+/// address (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on CFLOGS_METRICS_ADDR {addr}; choose another port or set it to off")
+    })?;
+    let bound = listener.local_addr()?;
+    let m = metrics.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    let stale = m.not_ready();
+                    if stale.is_empty() {
+                        (StatusCode::OK, "ready\n".to_owned())
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("no recent successful cycle: {}\n", stale.join(", ")),
+                        )
+                    }
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    });
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    Ok(bound)
+}

@@ -1,0 +1,153 @@
+//! `cflogs run` as a service: it becomes ready, its metrics count what it ingested, and
+//! SIGTERM stops it cleanly with status 0.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DurationRound, TimeDelta, Utc};
+
+const TOKEN: &str = "run-test-token";
+
+/// A plain HTTP/1.0 GET on 127.0.0.1: status and body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let sim = cflogs_sim::Simulator::builder()
+        .seed(5)
+        .account("acc1")
+        .token(TOKEN)
+        .span(to - TimeDelta::hours(2), to, 2_000)
+        .late_fraction(0.0)
+        .malformed_rate(0.0)
+        .error_rate(0.05)
+        .cut_body_rate(0.0)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cflogs"))
+        .current_dir(dir.path())
+        .arg("run")
+        .env_clear()
+        .env("CLOUDFLARE_API_TOKEN", TOKEN)
+        .env("CLOUDFLARE_ACCOUNT_ID", "acc1")
+        .env("CLOUDFLARE_API_BASE_URL", sim.base_url())
+        .env(
+            "INITIAL_CHECKPOINT",
+            (to - TimeDelta::hours(3)).to_rfc3339(),
+        )
+        .env("POLL_INTERVAL_SECONDS", "1")
+        .env("CFLOGS_METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let started = Instant::now();
+    let mut ready = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some((200, _)) = get(port, "/readyz") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "/readyz never answered 200");
+    assert_eq!(get(port, "/healthz").map(|r| r.0), Some(200));
+    let want = sim.visible_ids("acc1").len() as f64;
+    let mut ingested = 0.0;
+    while started.elapsed() < Duration::from_secs(60) {
+        let (_, metrics) = get(port, "/metrics").unwrap();
+        ingested = sample(
+            &metrics,
+            "cflogs_events_ingested_total{stream=\"audit-v1/account/acc1\"}",
+        )
+        .unwrap_or(0.0);
+        if ingested >= want {
+            assert!(
+                sample(&metrics, "cflogs_batches_committed_total{").is_some_and(|b| b >= 1.0),
+                "{metrics}"
+            );
+            assert!(
+                sample(&metrics, "cflogs_api_requests_total{outcome=\"sent\"}")
+                    .is_some_and(|n| n >= 3.0),
+                "{metrics}"
+            );
+            assert!(
+                sample(&metrics, "cflogs_watermark_lag_seconds{").is_some_and(|lag| lag < 600.0),
+                "{metrics}"
+            );
+            assert!(
+                metrics.contains("cflogs_commit_duration_seconds_bucket"),
+                "{metrics}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ingested, want, "the metrics count every ingested event");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cflogs run did not stop within 15 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains(TOKEN), "the token leaked into the log");
+    sim.shutdown().await.unwrap();
+}
