@@ -433,10 +433,12 @@ impl CloudflareClient {
                 .header("X-Auth-Email", email)
                 .header("X-Auth-Key", key.expose()),
         };
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| AttemptError::retry(format!("request failed: {}", e.without_url())))?;
+        let mut response = request.send().await.map_err(|e| {
+            AttemptError::retry(format!(
+                "request failed: {}",
+                cflogs_core::error_chain(&e.without_url())
+            ))
+        })?;
         let status = response.status();
         let headers = response.headers();
         if let Some(pause) = header_pause(headers) {

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod demo;
+mod doctor;
 mod metrics;
 mod wiring;
 
@@ -61,6 +62,9 @@ enum Command {
     Verify,
     /// Create or update the database schema.
     Migrate,
+    /// Check the Cloudflare credentials and permissions, the database and the archive, one
+    /// PASS/FAIL line each; exit 1 if any fails.
+    Doctor,
     /// Print the effective configuration, secrets masked.
     Config {
         /// List every variable cflogs reads instead.
@@ -155,6 +159,11 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Migrate => commands::migrate(&config).await?,
+        Command::Doctor => {
+            if !doctor::doctor(&config).await? {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Config { .. } | Command::Demo { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

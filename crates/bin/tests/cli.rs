@@ -195,3 +195,59 @@ async fn once_is_exactly_once_across_runs_and_verify_catches_tampering() {
     );
     sim.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_dependency_on_its_own() {
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap();
+    let sim = cflogs_sim::Simulator::builder()
+        .seed(3)
+        .account("acc1")
+        .token(TOKEN)
+        .token_without_audit_permission("no-permission-token-secret")
+        .span(to - TimeDelta::hours(2), to, 100)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = |token: &str| {
+        vec![
+            ("CLOUDFLARE_API_TOKEN", token.to_owned()),
+            ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
+            ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+            ("CFLOGS_DATA_DIR", "data".to_owned()),
+        ]
+    };
+    let path = dir.path().to_owned();
+    let good = env(TOKEN);
+    let out = tokio::task::spawn_blocking(move || cflogs(&path, &good, &["doctor"]))
+        .await
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert_eq!(
+        all.matches("PASS ").count(),
+        4,
+        "token, audit logs, database, archive: {all}"
+    );
+
+    let path = dir.path().to_owned();
+    let restricted = env("no-permission-token-secret");
+    let out = tokio::task::spawn_blocking(move || cflogs(&path, &restricted, &["doctor"]))
+        .await
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("FAIL audit logs of audit-v1/account/acc1")
+            && all.contains("Account Settings Read"),
+        "{all}"
+    );
+    assert!(
+        all.contains("PASS database (SQLite)") && all.contains("PASS archive"),
+        "one failure hides nothing: {all}"
+    );
+    assert!(!all.contains("no-permission-token-secret"), "{all}");
+    sim.shutdown().await.unwrap();
+}

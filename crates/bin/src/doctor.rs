@@ -1,0 +1,129 @@
+//! `cflogs doctor`: one pass/fail line per thing cflogs needs (Cloudflare token and each
+//! account's audit logs, the database, the archive), each checked on its own so one failure
+//! does not hide the others.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use cflogs_cloudflare::{AuditLogSource, AuditSourceConfig, CloudflareClient, PerPage};
+use cflogs_core::{BatchLimits, EventSource, FetchRequest, Window, error_chain};
+use cflogs_s3::object_store::{ObjectStoreExt, PutPayload};
+
+use crate::config::{Analytics, Config};
+
+fn line(ok: bool, what: &str, detail: &str) -> bool {
+    println!("{} {what}: {detail}", if ok { "PASS" } else { "FAIL" });
+    ok
+}
+
+/// Runs every check; `Ok(true)` when all pass.
+pub async fn doctor(config: &Config) -> Result<bool> {
+    let mut all = true;
+
+    // A check, not a backfill: one retry, quickly.
+    let mut client_config = config.client.clone();
+    client_config.max_retries = 1;
+    client_config.retry_max_delay = client_config.retry_initial_delay;
+    match CloudflareClient::new(client_config) {
+        Err(e) => all &= line(false, "cloudflare client", &error_chain(&e)),
+        Ok(client) => {
+            let client = Arc::new(client);
+            all &= match client.verify_token().await {
+                Ok(()) => line(
+                    true,
+                    "cloudflare credentials",
+                    &format!("accepted by {}", config.client.base_url),
+                ),
+                Err(e) => line(false, "cloudflare credentials", &error_chain(&e)),
+            };
+            let now = chrono::Utc::now();
+            for account in &config.accounts {
+                let mut c = AuditSourceConfig::new(account.account.clone(), account.api);
+                c.per_page = PerPage::new(1)?;
+                let source = AuditLogSource::new(client.clone(), c);
+                let window = Window::new(now - chrono::Duration::hours(1), now)?;
+                let request = FetchRequest {
+                    window,
+                    floor: window.from(),
+                    limits: BatchLimits::new(1, usize::MAX)?,
+                };
+                let what = format!("audit logs of {}", source.stream());
+                all &= match source.fetch(&request).await {
+                    Ok(_) => line(true, &what, "readable (Account Settings Read granted)"),
+                    Err(e) => line(false, &what, &error_chain(&e)),
+                };
+            }
+        }
+    }
+
+    all &= match &config.analytics {
+        Analytics::Postgres(pg) => match cflogs_postgres::PostgresClient::connect(pg).await {
+            Ok(client) => {
+                let detail = match client.schema() {
+                    Some(report) => {
+                        format!("{} reachable, schema applied: {report:?}", pg.endpoint())
+                    }
+                    None => format!("{} reachable", pg.endpoint()),
+                };
+                client.close().await;
+                line(true, "database (PostgreSQL)", &detail)
+            }
+            Err(e) => line(false, "database (PostgreSQL)", &error_chain(&e)),
+        },
+        Analytics::Sqlite(lite) => {
+            if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match cflogs_sqlite::SqliteClient::open(lite).await {
+                Ok(client) => {
+                    client.close().await;
+                    line(
+                        true,
+                        "database (SQLite)",
+                        &format!("{} opened in WAL mode", lite.path().display()),
+                    )
+                }
+                Err(e) => line(false, "database (SQLite)", &error_chain(&e)),
+            }
+        }
+    };
+
+    let what = format!("archive ({})", config.archive.describe());
+    all &= match cflogs_s3::ParquetArchive::open(&config.archive) {
+        Err(e) => line(false, &what, &error_chain(&e)),
+        Ok(archive) => {
+            let probe = format!("_doctor/probe-{}", std::process::id());
+            match archive.path(&probe) {
+                Err(e) => line(false, &what, &error_chain(&e)),
+                Ok(path) => {
+                    let store = archive.store();
+                    match store
+                        .put(&path, PutPayload::from_static(b"cflogs doctor"))
+                        .await
+                    {
+                        Ok(_) => {
+                            let deleted = store.delete(&path).await;
+                            line(
+                                deleted.is_ok(),
+                                &what,
+                                if deleted.is_ok() {
+                                    "writable (an object was written and deleted)"
+                                } else {
+                                    "written but not deletable: grant DeleteObject"
+                                },
+                            )
+                        }
+                        Err(e) => line(
+                            false,
+                            &what,
+                            &format!(
+                                "cannot write: {e}; check the bucket, the keys and PutObject permission"
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
+    };
+    Ok(all)
+}
