@@ -25,6 +25,7 @@ mod config;
 mod error;
 pub mod layout;
 pub mod parquet;
+mod read;
 mod sink;
 mod store;
 mod upload;
@@ -35,6 +36,7 @@ pub use config::{
     UploadSettings,
 };
 pub use parquet::{EncodedObject, EventSchema, encode_events};
+pub use read::{Decoded, decode_object};
 pub use sink::ParquetArchive;
 pub use store::{ObjectLockConnector, build_store};
 pub use verify::{Finding, VerifyReport, verify};

@@ -121,6 +121,54 @@ impl ParquetArchive {
         object_path(&self.prefix, key)
     }
 
+    /// The published manifests of `stream`, in seq order.
+    ///
+    /// # Errors
+    /// The store cannot be listed or read, or a manifest does not parse (run `verify`).
+    pub async fn manifests(&self, stream: &StreamId) -> Result<Vec<Manifest>> {
+        let dir = self.path(&layout::manifest_dir(stream))?;
+        let listing: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| ArchiveError::store("list", dir.as_ref(), e).into_core("archive read"))?;
+        let mut found: Vec<(u64, Path)> = listing
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_owned();
+                Some((layout::parse_manifest_file_name(&name)?, m.location))
+            })
+            .collect();
+        found.sort_by_key(|(seq, _)| *seq);
+        let mut manifests = Vec::with_capacity(found.len());
+        for (_, path) in found {
+            let bytes = self.get_bytes(&path).await?;
+            manifests.push(Manifest::from_bytes(&bytes)?);
+        }
+        Ok(manifests)
+    }
+
+    /// The records of the object at `key` (a manifest's `final_key`).
+    ///
+    /// # Errors
+    /// The object cannot be read or is not an archive object.
+    pub async fn read_object(&self, key: &str) -> Result<crate::read::Decoded> {
+        let bytes = self.get_bytes(&self.path(key)?).await?;
+        crate::read::decode_object(bytes)
+    }
+
+    async fn get_bytes(&self, path: &Path) -> Result<Bytes> {
+        let result =
+            self.store.get(path).await.map_err(|e| {
+                ArchiveError::store("get", path.as_ref(), e).into_core("archive read")
+            })?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| ArchiveError::store("read", path.as_ref(), e).into_core("archive read"))
+    }
+
     /// Walks the manifest chain of `stream` and checks every object; see [`verify`].
     ///
     /// # Errors

@@ -60,6 +60,9 @@ enum Command {
     },
     /// Check the archive's hash chain and every object's SHA-256; exit 1 on any finding.
     Verify,
+    /// Load the archived Parquet back into the analytics store (idempotent), e.g. into a new
+    /// database.
+    Rehydrate,
     /// Create or update the database schema.
     Migrate,
     /// Check the Cloudflare credentials and permissions, the database and the archive, one
@@ -159,6 +162,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Migrate => commands::migrate(&config).await?,
+        Command::Rehydrate => commands::rehydrate(&config).await?,
         Command::Doctor => {
             if !doctor::doctor(&config).await? {
                 return Ok(ExitCode::from(1));
