@@ -1,6 +1,7 @@
 //! The commands, each a function of a validated configuration.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -112,31 +113,58 @@ pub async fn backfill(
         }
         let mut pipeline = wired.pipeline(source, policy.clone())?;
         let started = std::time::Instant::now();
-        let span = (until.unwrap_or_else(chrono::Utc::now) - since)
-            .num_seconds()
-            .max(1) as f64;
+        // Done means the watermark reached --until, or now less the settle delay.
+        let settle = chrono::Duration::from_std(policy.settle_delay).unwrap_or_default();
+        let end = until.unwrap_or_else(|| chrono::Utc::now() - settle);
+        let span = (end - since).num_seconds().max(1) as f64;
         let stream = source.stream().clone();
+        // A bar on a terminal; plain lines (one per cycle) in logs and pipes.
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(span as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_prefix(stream.to_string());
+            bar
+        });
         let p = catch_up(&mut pipeline, until, |p, outcome| {
             let at = match outcome {
-                CycleOutcome::Committed { watermark, .. } | CycleOutcome::Advanced { watermark, .. } => Some(*watermark),
-                _ => None,
+                CycleOutcome::Committed { watermark, .. }
+                | CycleOutcome::Advanced { watermark, .. } => *watermark,
+                _ => return,
             };
-            if let Some(at) = at {
-                let done = ((at - since).num_seconds() as f64 / span).clamp(0.0, 1.0);
-                let elapsed = started.elapsed().as_secs_f64();
-                let rate = p.events as f64 / elapsed.max(0.001);
-                let eta = if done > 0.0 { elapsed * (1.0 - done) / done } else { f64::NAN };
-                eprintln!(
-                    "{stream}: {:5.1}%  {} events  {} windows  {:.0} events/s  ETA {:.0} s  (at {at})",
-                    done * 100.0,
-                    p.events,
-                    p.cycles,
-                    rate,
-                    eta
-                );
+            let covered = (at - since).num_seconds().max(0) as f64;
+            let done = (covered / span).clamp(0.0, 1.0);
+            let elapsed = started.elapsed().as_secs_f64();
+            let rate = p.events as f64 / elapsed.max(0.001);
+            let progress = format!(
+                "{} events, {} windows, {rate:.0} events/s",
+                p.events, p.cycles
+            );
+            match &bar {
+                Some(bar) => {
+                    bar.set_position(covered.min(span) as u64);
+                    bar.set_message(progress);
+                }
+                None => {
+                    let eta = if done > 0.0 {
+                        elapsed * (1.0 - done) / done
+                    } else {
+                        f64::NAN
+                    };
+                    eprintln!(
+                        "{stream}: {:5.1}%  {progress}  ETA {eta:.0} s  (at {at})",
+                        done * 100.0
+                    );
+                }
             }
         })
         .await?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         println!(
             "{stream}: backfilled {} events, {} quarantined, {} batches in {:.1} s",
             p.events,

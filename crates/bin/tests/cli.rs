@@ -270,3 +270,56 @@ async fn doctor_checks_each_dependency_on_its_own() {
     assert!(!all.contains("no-permission-token-secret"), "{all}");
     sim.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_reads_a_past_range_with_progress_and_refuses_to_go_back() {
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let since = to - TimeDelta::hours(6);
+    let sim = cflogs_sim::Simulator::builder()
+        .seed(13)
+        .account("acc1")
+        .token(TOKEN)
+        .span(since, to, 1_200)
+        .late_fraction(0.0)
+        .malformed_rate(0.0)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
+        ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
+        ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+        ("CFLOGS_DATA_DIR", "data".to_owned()),
+    ];
+    let since_arg = since.to_rfc3339();
+    let path = dir.path().to_owned();
+    let e = env.clone();
+    let s = since_arg.clone();
+    let out = tokio::task::spawn_blocking(move || cflogs(&path, &e, &["backfill", "--since", &s]))
+        .await
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("audit-v1/account/acc1: backfilled 1200 events"),
+        "{all}"
+    );
+    assert!(
+        all.contains("events/s") && all.contains("ETA") && all.contains("100.0%"),
+        "progress: {all}"
+    );
+
+    // The stream is past --since now: a second backfill from the same start is refused.
+    let path = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        cflogs(&path, &env, &["backfill", "--since", &since_arg])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("never goes back"), "{}", text(&out));
+    sim.shutdown().await.unwrap();
+}
