@@ -323,3 +323,64 @@ async fn backfill_reads_a_past_range_with_progress_and_refuses_to_go_back() {
     assert!(text(&out).contains("never goes back"), "{}", text(&out));
     sim.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_command_shows_the_token_even_at_trace_level() {
+    let secret = "tok-trace-level-secret-5c2e";
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let sim = cflogs_sim::Simulator::builder()
+        .seed(17)
+        .account("acc1")
+        .token(secret)
+        .span(to - TimeDelta::hours(1), to, 200)
+        .error_rate(0.1)
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut leaks = Vec::new();
+    for format in ["human", "json"] {
+        let env = vec![
+            ("CLOUDFLARE_API_TOKEN", secret.to_owned()),
+            ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
+            ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+            (
+                "INITIAL_CHECKPOINT",
+                (to - TimeDelta::hours(2)).to_rfc3339(),
+            ),
+            ("CFLOGS_DATA_DIR", "data".to_owned()),
+            ("CFLOGS_LOG", "trace".to_owned()),
+            ("CFLOGS_LOG_FORMAT", format.to_owned()),
+        ];
+        for args in [
+            &["config"][..],
+            &["once"],
+            &["verify"],
+            &["doctor"],
+            &["rehydrate"],
+            &["backfill", "--since", "2020-01-01T00:00:00Z"],
+        ] {
+            let path = dir.path().to_owned();
+            let e = env.clone();
+            let a: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+            let out = tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                cflogs(&path, &e, &a)
+            })
+            .await
+            .unwrap();
+            let all = text(&out);
+            assert!(all.len() > 100, "{args:?} printed almost nothing: {all}");
+            if all.contains(secret) {
+                leaks.push(format!("{format} {args:?}"));
+            }
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "the token appeared in the output of {leaks:?}"
+    );
+    sim.shutdown().await.unwrap();
+}
