@@ -1,37 +1,10 @@
 //! Settings of the Cloudflare client and sources. Each type validates at construction.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// A credential. `Debug` and `Display` print `***`; only [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use cflogs_core::Secret;
 
 /// How requests authenticate.
 #[derive(Clone, Debug, PartialEq, Eq)]

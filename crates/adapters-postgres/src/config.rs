@@ -11,39 +11,7 @@ use std::time::Duration;
 use cflogs_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-/// A value that must not be printed: its `Debug` shows `Secret(***)`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it (the connection).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
+pub use cflogs_core::Secret;
 
 /// Where the connection settings came from, so an error can name the setting to fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

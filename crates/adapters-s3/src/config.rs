@@ -1,43 +1,15 @@
 //! Where the archive lives and how to reach it: [`ArchiveConfig`], from a URL and settings or
 //! from the `S3_*` environment variables.
 //!
-//! Secrets are held in [`Secret`], whose `Debug` and `Display` print `[redacted]`: they never
+//! Secrets are held in [`Secret`], whose `Debug` and `Display` print `Secret(***)` and `***`: they never
 //! reach a log line, an error message or a panic.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use cflogs_core::{Error, Result};
 
-/// A secret value (an S3 secret key, a session token). Printing it shows `[redacted]`; only
-/// [`Secret::expose`] gives the value, to hand it to the store's client.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use cflogs_core::Secret;
 
 /// The kind of store and its root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -684,8 +656,8 @@ mod tests {
         let debug = format!("{c:?} {:?} {}", c.s3, c.describe());
         assert!(!debug.contains(secret), "secret in {debug}");
         assert!(!debug.contains("token-value-123"), "token in {debug}");
-        assert!(debug.contains("[redacted]"));
-        assert_eq!(format!("{}", Secret::new(secret)), "[redacted]");
+        assert!(debug.contains("Secret(***)"));
+        assert_eq!(format!("{}", Secret::new(secret)), "***");
         // An error about a bad setting next to a secret does not echo the secret.
         let e =
             ArchiveConfig::from_lookup(lookup(&[("S3_BUCKET", "b"), ("S3_SECRET_KEY", secret)]))

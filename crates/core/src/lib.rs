@@ -25,7 +25,7 @@ pub mod testing;
 pub use domain::{
     AuditFields, Batch, BatchLimits, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Event,
     EventId, FetchRequest, Fetched, Fields, Manifest, ManifestObject, Quarantined, RecentId,
-    StreamId, Timestamp, Window,
+    Secret, StreamId, Timestamp, Window,
 };
 pub use error::{BoxError, Error, Result, error_chain};
 pub use pipeline::{CycleObserver, CycleOutcome, CycleReport, Pipeline, Policy};

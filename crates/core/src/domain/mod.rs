@@ -5,6 +5,7 @@ mod checkpoint;
 mod event;
 mod ids;
 mod manifest;
+mod secret;
 mod window;
 
 pub use batch::{Batch, BatchLimits, FetchRequest, Fetched};
@@ -12,4 +13,5 @@ pub use checkpoint::{Checkpoint, CommitGuard, RecentId};
 pub use event::{AuditFields, Event, Fields, Quarantined};
 pub use ids::{Dataset, Epoch, EventId, StreamId};
 pub use manifest::{Digest, Manifest, ManifestObject};
+pub use secret::Secret;
 pub use window::{Timestamp, Window, rfc3339_nanos};
