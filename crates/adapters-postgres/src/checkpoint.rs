@@ -30,29 +30,17 @@ fn bigint(what: &'static str, value: u64) -> Result<i64, PgError> {
 }
 
 fn document(checkpoint: &Checkpoint) -> String {
-    // `to_json` produces UTF-8 JSON; nothing in a checkpoint needs an escape jsonb refuses
-    // (ids hold no control characters).
-    String::from_utf8(checkpoint.to_json())
-        .unwrap_or_else(|e| unreachable!("checkpoint JSON is UTF-8: {e}"))
+    checkpoint.to_json_string()
 }
 
-/// Parses a stored row and checks that its columns agree with its document.
+/// The checkpoint of a stored row, checked against the row's columns.
 fn parse(stream: &StreamId, seq: i64, epoch: i64, doc: &str) -> Result<Checkpoint, PgError> {
-    let corrupt = |reason: String| PgError::CorruptCheckpoint {
-        stream: stream.clone(),
-        reason,
-    };
-    let checkpoint = Checkpoint::from_json(doc.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
-    if checkpoint.stream != *stream
-        || i64::try_from(checkpoint.seq) != Ok(seq)
-        || i64::try_from(checkpoint.epoch.0) != Ok(epoch)
-    {
-        return Err(corrupt(format!(
-            "columns (seq {seq}, epoch {epoch}) disagree with the document (stream {}, seq {}, epoch {})",
-            checkpoint.stream, checkpoint.seq, checkpoint.epoch
-        )));
-    }
-    Ok(checkpoint)
+    Checkpoint::from_stored(stream, seq, epoch, doc.as_bytes()).map_err(|e| {
+        PgError::CorruptCheckpoint {
+            stream: stream.clone(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 impl PostgresCheckpointStore {

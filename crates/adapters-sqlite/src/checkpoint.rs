@@ -28,26 +28,17 @@ fn integer(what: &'static str, value: u64) -> Result<i64, SqliteError> {
 }
 
 fn document(checkpoint: &Checkpoint) -> String {
-    String::from_utf8(checkpoint.to_json())
-        .unwrap_or_else(|e| unreachable!("checkpoint JSON is UTF-8: {e}"))
+    checkpoint.to_json_string()
 }
 
+/// The checkpoint of a stored row, checked against the row's columns.
 fn parse(stream: &StreamId, seq: i64, epoch: i64, doc: &str) -> Result<Checkpoint, SqliteError> {
-    let corrupt = |reason: String| SqliteError::CorruptCheckpoint {
-        stream: stream.clone(),
-        reason,
-    };
-    let checkpoint = Checkpoint::from_json(doc.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
-    if checkpoint.stream != *stream
-        || i64::try_from(checkpoint.seq) != Ok(seq)
-        || i64::try_from(checkpoint.epoch.0) != Ok(epoch)
-    {
-        return Err(corrupt(format!(
-            "columns (seq {seq}, epoch {epoch}) disagree with the document (stream {}, seq {}, epoch {})",
-            checkpoint.stream, checkpoint.seq, checkpoint.epoch
-        )));
-    }
-    Ok(checkpoint)
+    Checkpoint::from_stored(stream, seq, epoch, doc.as_bytes()).map_err(|e| {
+        SqliteError::CorruptCheckpoint {
+            stream: stream.clone(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 async fn read(

@@ -86,6 +86,35 @@ impl Checkpoint {
         serde_json::from_slice(bytes).map_err(|e| Error::invalid("checkpoint", e.to_string()))
     }
 
+    /// [`Checkpoint::to_json`] as text, for stores that keep it in a text or JSON column.
+    pub fn to_json_string(&self) -> String {
+        String::from_utf8(self.to_json())
+            .unwrap_or_else(|e| unreachable!("checkpoint JSON is UTF-8: {e}"))
+    }
+
+    /// Parses a stored document and checks it against the row it came from: the `stream` key
+    /// and the `(seq, epoch)` columns a store keeps beside the document for its compare-and-set.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the document does not parse or disagrees with the row.
+    pub fn from_stored(stream: &StreamId, seq: i64, epoch: i64, document: &[u8]) -> Result<Self> {
+        let checkpoint = Self::from_json(document)?;
+        if checkpoint.stream != *stream
+            || i64::try_from(checkpoint.seq) != Ok(seq)
+            || i64::try_from(checkpoint.epoch.0) != Ok(epoch)
+        {
+            return Err(Error::invalid(
+                "checkpoint",
+                format!(
+                    "the row (stream {stream}, seq {seq}, epoch {epoch}) disagrees with its \
+                     document (stream {}, seq {}, epoch {})",
+                    checkpoint.stream, checkpoint.seq, checkpoint.epoch
+                ),
+            ));
+        }
+        Ok(checkpoint)
+    }
+
     /// Checks what a commit replacing `self` by `next` must satisfy, whatever the store:
     /// same stream, same epoch, `seq` unchanged (watermark-only commit) or plus one, `watermark`
     /// not decreasing, and a new batch carrying its manifest as `pending`.
@@ -130,5 +159,28 @@ impl Checkpoint {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_document_must_agree_with_its_row() {
+        let stream = StreamId::new("s/a").unwrap();
+        let mut cp = Checkpoint::genesis(stream.clone(), chrono::Utc::now());
+        cp.seq = 3;
+        cp.epoch = Epoch(2);
+        let doc = cp.to_json_string();
+        assert_eq!(
+            Checkpoint::from_stored(&stream, 3, 2, doc.as_bytes()).unwrap(),
+            cp
+        );
+        assert!(Checkpoint::from_stored(&stream, 4, 2, doc.as_bytes()).is_err());
+        assert!(Checkpoint::from_stored(&stream, 3, 1, doc.as_bytes()).is_err());
+        let other = StreamId::new("s/b").unwrap();
+        assert!(Checkpoint::from_stored(&other, 3, 2, doc.as_bytes()).is_err());
+        assert!(Checkpoint::from_stored(&stream, 3, 2, b"{").is_err());
     }
 }
