@@ -94,7 +94,7 @@ pub(crate) fn plan(config: &TimescaleConfig, detection: &TimescaleDetection) -> 
 /// An SQL interval literal for `d`, in days when it is a whole number of days.
 fn interval(d: Duration) -> String {
     let secs = d.as_secs().max(1);
-    if secs % 86_400 == 0 {
+    if secs.is_multiple_of(86_400) {
         format!("INTERVAL '{} days'", secs / 86_400)
     } else {
         format!("INTERVAL '{secs} seconds'")

@@ -76,10 +76,10 @@ impl Upload {
 
     async fn wait(&mut self) -> Result<()> {
         let max = self.settings.max_concurrency.max(1);
-        if let State::Multipart(writer) = &mut self.state {
-            if let Err(e) = writer.wait_for_capacity(max).await {
-                return Err(self.error("upload part", e));
-            }
+        if let State::Multipart(writer) = &mut self.state
+            && let Err(e) = writer.wait_for_capacity(max).await
+        {
+            return Err(self.error("upload part", e));
         }
         Ok(())
     }
@@ -104,10 +104,10 @@ impl Upload {
 
     /// Abandons the object (aborts a multipart upload so its parts do not linger).
     pub(crate) async fn abort(self) {
-        if let State::Multipart(writer) = self.state {
-            if let Err(e) = writer.abort().await {
-                tracing::warn!(key = %self.path, error = %e, "aborting a multipart upload failed");
-            }
+        if let State::Multipart(writer) = self.state
+            && let Err(e) = writer.abort().await
+        {
+            tracing::warn!(key = %self.path, error = %e, "aborting a multipart upload failed");
         }
     }
 }

@@ -296,14 +296,14 @@ pub async fn verify(
         } else {
             digests.get(&(seq - 1)).copied()
         };
-        if let Some(found) = before {
-            if manifest.prev != found {
-                report.findings.push(Finding::BrokenLink {
-                    seq: *seq,
-                    expected: manifest.prev,
-                    found,
-                });
-            }
+        if let Some(found) = before
+            && manifest.prev != found
+        {
+            report.findings.push(Finding::BrokenLink {
+                seq: *seq,
+                expected: manifest.prev,
+                found,
+            });
         }
     }
 

@@ -469,10 +469,10 @@ impl SimulatorBuilder {
                 });
             }
         }
-        if let Some(live) = self.live {
-            if !(live.rate.is_finite() && (0.0..=100_000.0).contains(&live.rate)) {
-                return Err(ConfigError::InvalidLiveRate(live.rate));
-            }
+        if let Some(live) = self.live
+            && !(live.rate.is_finite() && (0.0..=100_000.0).contains(&live.rate))
+        {
+            return Err(ConfigError::InvalidLiveRate(live.rate));
         }
         if let Some(rl) = self.rate_limit {
             if rl.limit == 0 || rl.window < Duration::from_secs(1) {

@@ -135,7 +135,7 @@ pub(crate) fn format_time(t: DateTime<Utc>) -> String {
     let micros = t.timestamp_subsec_micros();
     let fmt = if micros == 0 {
         "%Y-%m-%dT%H:%M:%SZ"
-    } else if micros % 1000 == 0 {
+    } else if micros.is_multiple_of(1000) {
         "%Y-%m-%dT%H:%M:%S%.3fZ"
     } else {
         "%Y-%m-%dT%H:%M:%S%.6fZ"

@@ -123,15 +123,15 @@ impl Simulator {
         f: impl FnOnce(&AccountState) -> R,
     ) -> Option<R> {
         let state = self.shared.accounts.get(account)?;
-        if let Some(live) = &self.shared.cfg.live {
-            if read(state).needs_live(now) {
-                write(state).generate_live(
-                    self.shared.cfg.seed,
-                    live,
-                    &self.shared.cfg.generation,
-                    now,
-                );
-            }
+        if let Some(live) = &self.shared.cfg.live
+            && read(state).needs_live(now)
+        {
+            write(state).generate_live(
+                self.shared.cfg.seed,
+                live,
+                &self.shared.cfg.generation,
+                now,
+            );
         }
         let guard = read(state);
         Some(f(&guard))

@@ -55,7 +55,7 @@ pub struct EventInfo {
 /// Rounds an instant up to the next whole microsecond (events are microsecond-exact).
 pub(crate) fn ceil_micros(t: DateTime<Utc>) -> i64 {
     let us = t.timestamp_micros();
-    if t.timestamp_subsec_nanos() % 1000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1000) {
         us
     } else {
         us.saturating_add(1)

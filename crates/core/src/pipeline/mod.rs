@@ -327,7 +327,7 @@ impl Pipeline {
         if cp.pending.is_some() {
             cp = self.publish(cp).await?;
         }
-        if self.cycles % self.policy.sweep_every_cycles == 0 {
+        if self.cycles.is_multiple_of(self.policy.sweep_every_cycles) {
             self.sweep(&cp).await;
         }
 

@@ -28,7 +28,7 @@ pub fn audit_event(account: &str, n: u64, at: Timestamp) -> Event {
     );
     let action = ACTIONS[(n % ACTIONS.len() as u64) as usize];
     let actor_type = ACTORS[(n % ACTORS.len() as u64) as usize];
-    let ip = if n % 5 == 0 {
+    let ip = if n.is_multiple_of(5) {
         format!("2001:db8::{:x}", n % 0xffff)
     } else {
         format!("198.51.100.{}", n % 250)
@@ -41,7 +41,7 @@ pub fn audit_event(account: &str, n: u64, at: Timestamp) -> Event {
     );
     let raw = format!(
         r#"{{"id":"{id}","action":{{"info":"{action} via API","result":{result},"type":"{action}"}},"actor":{{"email":"{email}","id":"{actor:032x}","ip":"{ip}","type":"{actor_type}"}},"interface":"API","metadata":{metadata},"newValue":"on","oldValue":"off","owner":{{"id":"{account}"}},"resource":{{"id":"{res:032x}","type":"zone"}},"when":"{when}"}}"#,
-        result = n % 11 != 0,
+        result = !n.is_multiple_of(11),
         actor = n % 97,
         res = n % 1009,
     );
@@ -54,7 +54,7 @@ pub fn audit_event(account: &str, n: u64, at: Timestamp) -> Event {
             actor_email: Some(email),
             actor_type: Some(actor_type.to_owned()),
             action_type: Some(action.to_owned()),
-            action_result: Some((n % 11 != 0).to_string()),
+            action_result: Some((!n.is_multiple_of(11)).to_string()),
             resource_type: Some("zone".to_owned()),
             resource_id: Some(format!("{:032x}", n % 1009)),
             ip_address: Some(ip),
