@@ -30,13 +30,42 @@ echo "ok: cflogs-core depends on none of reqwest, hyper, sqlx, object_store, par
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-step "services on 127.0.0.1 (PostgreSQL, and Garage for the S3 archive tests)"
-# Each script starts its service if it is not running (building Garage once if missing) and
-# exports the CFLOGS_TEST_* variables the integration tests read.
-# shellcheck source=services/postgres.sh
-source scripts/services/postgres.sh
-# shellcheck source=services/garage.sh
-source scripts/services/garage.sh
+step "services for the integration tests"
+# Stops, when the script ends, the services this run started (CFLOGS_KEEP_SERVICES=1 keeps them
+# for the next run). Test databases and buckets are dropped by each test itself.
+cleanup() {
+  if [[ "${CFLOGS_KEEP_SERVICES:-0}" == 1 ]]; then return; fi
+  if [[ -n "${CFLOGS_STARTED_GARAGE:-}" ]]; then
+    echo "test.sh: stopping the Garage this run started (pid $CFLOGS_STARTED_GARAGE)" >&2
+    kill "$CFLOGS_STARTED_GARAGE" 2>/dev/null || true
+  fi
+  if [[ -n "${CFLOGS_STARTED_POSTGRES:-}" ]]; then
+    echo "test.sh: stopping the PostgreSQL this run started" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$CFLOGS_STARTED_POSTGRES" main stop >&2 || true
+  fi
+}
+trap cleanup EXIT
+
+# With a Docker engine and no services named, the harness (tests/src) starts TimescaleDB and
+# MinIO with testcontainers. Without one (this project's CI machines), PostgreSQL and Garage run
+# natively on 127.0.0.1: each script starts its service if it is not running (building Garage
+# once if missing) and exports the CFLOGS_TEST_* variables the harness reads.
+docker_engine() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+if [[ -z "${CFLOGS_TEST_DATABASE_URL:-}${CFLOGS_TEST_S3_ENDPOINT:-}" ]] && docker_engine \
+    && [[ "${CFLOGS_TEST_DOCKER:-}" != never ]]; then
+  echo "test.sh: Docker engine found: the tests start TimescaleDB and MinIO in containers"
+else
+  echo "test.sh: no Docker engine (or CFLOGS_TEST_* set): using PostgreSQL and Garage on 127.0.0.1"
+  export CFLOGS_TEST_DOCKER=never
+  # shellcheck source=services/postgres.sh
+  source scripts/services/postgres.sh
+  # shellcheck source=services/garage.sh
+  source scripts/services/garage.sh
+fi
+
+# The compose test validates docker-compose.yml with a Compose v2 tool (the client is enough).
+# shellcheck source=services/compose.sh
+source scripts/services/compose.sh || true
 
 step "tests (unit, property, conformance, integration)"
 cargo test --workspace --locked --no-fail-fast

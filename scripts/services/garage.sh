@@ -5,7 +5,9 @@
 #     source scripts/services/garage.sh      # from scripts/test.sh, or by hand
 #     cargo test -p cflogs-s3
 #
-# Idempotent: sourcing it again reuses the running server, its layout, key and bucket. It only
+# Idempotent: sourcing it again reuses the running server, its layout, key and bucket. When it
+# starts the server it exports CFLOGS_STARTED_GARAGE=<pid>, so that scripts/test.sh can stop it
+# at the end. The key may create buckets: the integration harness makes one per test. It only
 # touches its own state directory ($CFLOGS_GARAGE_DIR, default /var/tmp/cflogs-garage) and, if
 # Garage is missing, installs it once under /var/tmp/garage-install (about 20 minutes on a
 # 2-core machine). Listens on 127.0.0.1 only: S3 API :3900, RPC :3901, admin :3903.
@@ -71,6 +73,8 @@ TOML
   if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
     nohup "${g[@]}" server >>"$state/garage.log" 2>&1 </dev/null &
     echo $! >"$state/garage.pid"
+    # scripts/test.sh stops what it started when it ends.
+    export CFLOGS_STARTED_GARAGE="$!"
     disown 2>/dev/null || true
   fi
   for i in $(seq 1 60); do
@@ -100,6 +104,8 @@ TOML
     "${g[@]}" bucket create "$bucket" >/dev/null || return 1
   fi
   "${g[@]}" bucket allow --read --write --owner "$bucket" --key "$key_id" >/dev/null || return 1
+  # The integration harness creates (and deletes) a bucket per test with this key.
+  "${g[@]}" key allow --create-bucket "$key_id" >/dev/null || return 1
 
   export CFLOGS_TEST_S3_ENDPOINT="http://127.0.0.1:3900"
   export CFLOGS_TEST_S3_BUCKET="$bucket"

@@ -12,7 +12,9 @@
 # - Then CFLOGS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres is exported: a
 #   role that may create databases (each test creates and drops its own `cflogs_test_<random>`).
 #
-# Idempotent: sourcing it again with the server running only exports the variable again.
+# Idempotent: sourcing it again with the server running only exports the variable again. When
+# it started the cluster it exports CFLOGS_STARTED_POSTGRES=<version>, so that scripts/test.sh
+# can stop it again at the end.
 # Fails (returns 1) with a message saying what to do when PostgreSQL is not installed or does
 # not come up.
 
@@ -40,8 +42,12 @@ cflogs_postgres_start() {
       return 1
     fi
     echo "postgres.sh: starting PostgreSQL $version (cluster main)" >&2
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 ||
+    if pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2; then
+      # scripts/test.sh stops what it started when it ends.
+      export CFLOGS_STARTED_POSTGRES="$version"
+    else
       echo "postgres.sh: pg_ctlcluster did not start the cluster, waiting for it anyway" >&2
+    fi
     for i in $(seq 1 60); do
       pg_isready -q -h "$host" -p "$port" && break
       sleep 0.5

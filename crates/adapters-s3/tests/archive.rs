@@ -15,7 +15,7 @@ use chrono::TimeZone;
 use common::{Backend, Probe};
 
 async fn conformance_on(backend: Backend) {
-    let (archive, _dir) = common::archive(backend, &common::unique("conformance"));
+    let (archive, _dir) = common::archive(backend, &common::unique("conformance")).await;
     let probe = Probe::new(&archive);
     conformance::archive_sink(&archive, &probe, "conf").await;
 }
@@ -32,7 +32,7 @@ async fn conformance_local_directory() {
 
 #[tokio::test]
 async fn conformance_garage() {
-    conformance_on(Backend::Garage).await;
+    conformance_on(Backend::S3).await;
 }
 
 fn at(h: u32, m: u32) -> Timestamp {
@@ -47,11 +47,11 @@ struct Published {
     stream: StreamId,
     manifests: Vec<Manifest>,
     head: Digest,
-    _dir: Option<common::TempDir>,
+    _dir: Option<common::Guard>,
 }
 
 async fn published(backend: Backend, test: &str) -> Published {
-    let (archive, dir) = common::archive(backend, &common::unique(test));
+    let (archive, dir) = common::archive(backend, &common::unique(test)).await;
     let stream = StreamId::new("audit-v1/account/tamper").unwrap();
     let mut prev = Digest::GENESIS;
     let mut manifests = Vec::new();
@@ -304,12 +304,12 @@ async fn tamper_local_directory() {
 
 #[tokio::test]
 async fn tamper_garage() {
-    tamper_suite(Backend::Garage).await;
+    tamper_suite(Backend::S3).await;
 }
 
 #[tokio::test]
 async fn verify_of_an_empty_stream_is_clean_and_checks_the_head() {
-    let (archive, _dir) = common::archive(Backend::Memory, "empty");
+    let (archive, _dir) = common::archive(Backend::Memory, "empty").await;
     let stream = StreamId::new("audit-v1/account/none").unwrap();
     assert!(archive.verify(&stream, None).await.unwrap().is_clean());
     assert!(
@@ -351,7 +351,7 @@ async fn publish_after_a_final_object_was_modified_is_fatal() {
 
 #[tokio::test]
 async fn sweep_spares_unrelated_keys_and_other_streams() {
-    let (archive, _dir) = common::archive(Backend::Memory, "sweep");
+    let (archive, _dir) = common::archive(Backend::Memory, "sweep").await;
     let probe = Probe::new(&archive);
     let a = StreamId::new("s/a").unwrap();
     let b = StreamId::new("s/a-b").unwrap();

@@ -1,7 +1,8 @@
 //! Object Lock retention headers: sent, signed and accepted on the requests that write final
-//! objects and manifests, never on staged objects. Garage accepts and ignores the headers, so a
-//! recording TCP proxy on 127.0.0.1 in front of it shows what was sent, and Garage's signature
-//! check shows the re-signed requests are valid.
+//! objects and manifests, never on staged objects. A recording TCP proxy on 127.0.0.1 in front of
+//! the test server shows what was sent, and the server's signature check shows the re-signed
+//! requests are valid. Garage (the local path) accepts and ignores the headers; MinIO (the
+//! container path) gets a bucket with Object Lock enabled, and applies them.
 
 mod common;
 
@@ -71,7 +72,8 @@ fn request_heads(bytes: &[u8]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_archives_send_signed_retention_headers_on_final_writes_only() {
-    let mut config = common::garage_config("object-lock");
+    let bucket = cflogs_integration::TestBucket::with_object_lock().await;
+    let mut config = common::s3_config(&bucket, "object-lock");
     let upstream = config
         .s3
         .endpoint

@@ -91,8 +91,8 @@ fn awkward_events() -> Vec<Event> {
 
 #[tokio::test]
 async fn awkward_events_round_trip_exactly() {
-    for backend in [Backend::Memory, Backend::Garage] {
-        let (archive, _dir) = common::archive(backend, &common::unique("awkward"));
+    for backend in [Backend::Memory, Backend::S3] {
+        let (archive, _dir) = common::archive(backend, &common::unique("awkward")).await;
         let probe = Probe::new(&archive);
         let stream = StreamId::new("rt/a").unwrap();
         let events = awkward_events();
@@ -150,7 +150,7 @@ async fn awkward_events_round_trip_exactly() {
 
 #[tokio::test]
 async fn files_carry_schema_compression_statistics_and_sort_order() {
-    let (archive, _dir) = common::archive(Backend::Memory, "schema");
+    let (archive, _dir) = common::archive(Backend::Memory, "schema").await;
     let probe = Probe::new(&archive);
     let stream = StreamId::new("rt/schema").unwrap();
     let start = at(10, 0, 0);
@@ -245,7 +245,7 @@ async fn files_carry_schema_compression_statistics_and_sort_order() {
 
 #[tokio::test]
 async fn events_are_split_by_the_hour_they_occurred_in() {
-    let (archive, _dir) = common::archive(Backend::Memory, "hours");
+    let (archive, _dir) = common::archive(Backend::Memory, "hours").await;
     let probe = Probe::new(&archive);
     let stream = StreamId::new("rt/hours").unwrap();
     // 23:30 to 01:30 across midnight and a month end (2026-11-30 → 2026-12-01).
@@ -292,7 +292,7 @@ async fn events_are_split_by_the_hour_they_occurred_in() {
 
 #[tokio::test]
 async fn quarantined_records_and_generic_datasets_round_trip() {
-    let (archive, _dir) = common::archive(Backend::Memory, "generic");
+    let (archive, _dir) = common::archive(Backend::Memory, "generic").await;
     let probe = Probe::new(&archive);
     let stream = StreamId::new("logpull/zone/z1").unwrap();
     let events: Vec<Event> = (0..5)
@@ -364,7 +364,7 @@ async fn quarantined_records_and_generic_datasets_round_trip() {
 
 #[tokio::test]
 async fn an_event_that_is_not_utf8_is_refused_not_mangled() {
-    let (archive, _dir) = common::archive(Backend::Memory, "utf8");
+    let (archive, _dir) = common::archive(Backend::Memory, "utf8").await;
     let stream = StreamId::new("rt/utf8").unwrap();
     let bad = Event::new(
         EventId::new("b").unwrap(),
@@ -406,7 +406,7 @@ fn noise(seed: u64, len: usize) -> String {
 
 #[tokio::test]
 async fn large_objects_go_up_by_multipart_upload_on_garage() {
-    let (archive, _dir) = common::archive(Backend::Garage, "multipart");
+    let (archive, _dir) = common::archive(Backend::S3, "multipart").await;
     let archive = archive.with_upload(UploadSettings {
         multipart_threshold: 5 << 20,
         part_size: 5 << 20,

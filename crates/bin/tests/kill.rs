@@ -2,8 +2,9 @@
 //! bodies), killed with SIGKILL at ten random moments and restarted, then caught up, leaves
 //! every simulated event exactly once in PostgreSQL and exactly once in the archive.
 //!
-//! Needs a PostgreSQL server: `CFLOGS_TEST_DATABASE_URL=postgres://…` (an admin connection; the
-//! test creates and drops its own database). `bash scripts/test.sh` starts one and sets it.
+//! Needs a PostgreSQL server, from the integration harness (`cflogs-integration`):
+//! `CFLOGS_TEST_DATABASE_URL=postgres://…` (an admin connection; the test gets a database of its
+//! own), which `bash scripts/test.sh` sets, or TimescaleDB in a container when Docker runs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,19 +14,9 @@ use std::time::Duration;
 use arrow_array::{Array, StringArray};
 use chrono::{DurationRound, TimeDelta, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Row};
 
 const TOKEN: &str = "kill-test-token";
-
-fn admin_url() -> String {
-    std::env::var("CFLOGS_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "CFLOGS_TEST_DATABASE_URL is not set: this test needs a PostgreSQL server. Run \
-             `bash scripts/test.sh` (it starts the machine's PostgreSQL and sets it), or set \
-             CFLOGS_TEST_DATABASE_URL=postgres://USER@127.0.0.1:5432/postgres"
-        )
-    })
-}
 
 /// The ids in every Parquet object under `dir` (one entry per row), by column.
 fn parquet_ids(dir: &Path, column: &str, out: &mut Vec<String>) {
@@ -56,7 +47,6 @@ fn parquet_ids(dir: &Path, column: &str, out: &mut Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
-    let admin = admin_url();
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
     let from = to - TimeDelta::hours(6);
     let sim = cflogs_sim::Simulator::builder()
@@ -75,16 +65,8 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
         .await
         .unwrap();
 
-    let db = format!("cflogs_kill_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    conn.execute(format!("DROP DATABASE IF EXISTS {db}").as_str())
-        .await
-        .unwrap();
-    conn.execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').unwrap().0.to_owned();
-    let db_url = format!("{base}/{db}");
+    let db = cflogs_integration::TestDatabase::new().await;
+    let db_url = db.url().to_owned();
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
@@ -245,8 +227,4 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
         want.len()
     );
     sim.shutdown().await.unwrap();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    let _ = conn
-        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-        .await;
 }

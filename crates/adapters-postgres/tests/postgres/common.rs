@@ -1,35 +1,20 @@
-//! A fresh database per test on the server named by `CFLOGS_TEST_DATABASE_URL`, a probe that
-//! reads back what the sink stored, and a TCP proxy that cuts a connection at `COMMIT`.
+//! A fresh database per test from the integration harness (`cflogs-integration`: the server
+//! named by `CFLOGS_TEST_DATABASE_URL`, or TimescaleDB in a container), a probe that reads back
+//! what the sink stored, and a TCP proxy that cuts a connection at `COMMIT`.
 
-use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use async_trait::async_trait;
 use cflogs_core::testing::conformance::AnalyticsProbe;
 use cflogs_core::{EventId, Result, StreamId};
+use cflogs_integration::TestDatabase;
 use cflogs_postgres::{PgPool, PgSslMode, PostgresClient, PostgresConfig, Secret};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-pub const URL_VAR: &str = "CFLOGS_TEST_DATABASE_URL";
-
-/// The admin URL, or a failure that says how to get one. Never a silent pass.
-pub fn admin_url() -> String {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "{URL_VAR} is not set: these tests need a real PostgreSQL server. Set \
-             {URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres (a role that may create \
-             databases), or run `bash scripts/test.sh`, which starts PostgreSQL \
-             (scripts/services/postgres.sh)"
-        ),
-    }
-}
 
 /// Writes a line to the real stderr, past the test harness' capture, so it shows in every run.
 pub fn report(line: &str) {
@@ -37,50 +22,27 @@ pub fn report(line: &str) {
     let _ = writeln!(err, "{line}");
 }
 
-fn random_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    format!("{:016x}", h.finish())
-}
-
-/// A database created for one test and dropped when it ends (best effort, also on panic).
+/// A database created for one test by the integration harness, and dropped when it ends (also
+/// on panic), with the adapter's settings for it.
 pub struct TestDb {
     pub name: String,
     pub config: PostgresConfig,
     admin: PgConnectOptions,
+    _db: TestDatabase,
 }
 
 impl TestDb {
     pub async fn new() -> Self {
-        let url = admin_url();
-        let admin = PgConnectOptions::from_str(&url)
-            .unwrap_or_else(|e| panic!("{URL_VAR} is not a PostgreSQL URL: {e}"));
-        let name = format!("cflogs_test_{}", random_suffix());
-        let mut conn = admin.connect().await.unwrap_or_else(|e| {
-            panic!(
-                "cannot connect to the test server ({URL_VAR}): {e}. Start PostgreSQL with \
-                 `source scripts/services/postgres.sh` or run `bash scripts/test.sh`"
-            )
-        });
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
-        let _ = conn.close().await;
-        let config = PostgresConfig::from_url(&Secret::new(url))
+        let db = TestDatabase::new().await;
+        let admin = PgConnectOptions::from_str(db.admin_url()).expect("admin url");
+        let config = PostgresConfig::from_url(&Secret::new(db.admin_url()))
             .expect("admin url")
-            .with_database(&name);
+            .with_database(db.name());
         Self {
-            name,
+            name: db.name().to_owned(),
             config,
             admin,
+            _db: db,
         }
     }
 
@@ -92,31 +54,6 @@ impl TestDb {
 
     pub fn admin(&self) -> &PgConnectOptions {
         &self.admin
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Async work in Drop: on a thread of its own, with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut conn) = admin.connect().await {
-                    let _ = conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
     }
 }
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cflogs_core::testing::conformance::ArchiveProbe;
 use cflogs_core::{Error, EventId, Result, StreamId};
+use cflogs_integration::TestBucket;
 use cflogs_s3::object_store::{ObjectStore, ObjectStoreExt};
 use cflogs_s3::{ArchiveConfig, ParquetArchive, Secret, layout};
 use futures_util::TryStreamExt;
@@ -21,18 +22,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 pub enum Backend {
     Memory,
     File,
-    Garage,
-}
-
-const HOW_TO_START: &str = "the S3 tests need a running Garage: run `bash scripts/test.sh` \
-    (it starts Garage), or `source scripts/services/garage.sh` in your shell before \
-    `cargo test -p cflogs-s3`";
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| panic!("{name} is not set: {HOW_TO_START}"))
+    /// A fresh bucket from the integration harness: the local Garage (or MinIO in a container).
+    S3,
 }
 
 /// A name no other test run uses.
@@ -49,24 +40,23 @@ pub fn unique(name: &str) -> String {
     )
 }
 
-/// The Garage configuration from the `CFLOGS_TEST_S3_*` variables, under a fresh prefix.
-pub fn garage_config(test: &str) -> ArchiveConfig {
-    let endpoint = env("CFLOGS_TEST_S3_ENDPOINT");
-    ArchiveConfig::s3(
-        env("CFLOGS_TEST_S3_BUCKET"),
-        &format!("tests/{}", unique(test)),
-    )
-    .and_then(|c| c.with_endpoint(&endpoint))
-    .expect("garage config")
-    .with_region(env("CFLOGS_TEST_S3_REGION"))
-    .with_credentials(
-        env("CFLOGS_TEST_S3_ACCESS_KEY"),
-        Secret::new(env("CFLOGS_TEST_S3_SECRET_KEY")),
-    )
+/// An S3 configuration for the test bucket `bucket`, under a fresh prefix.
+pub fn s3_config(bucket: &TestBucket, test: &str) -> ArchiveConfig {
+    ArchiveConfig::s3(bucket.name(), &format!("tests/{}", unique(test)))
+        .and_then(|c| c.with_endpoint(bucket.endpoint()))
+        .expect("s3 config")
+        .with_region(bucket.region())
+        .with_credentials(bucket.access_key(), Secret::new(bucket.secret_key()))
 }
 
-/// A fresh archive on `backend`; the temporary directory (if any) lives as long as the guard.
-pub fn archive(backend: Backend, test: &str) -> (ParquetArchive, Option<TempDir>) {
+/// What must live as long as a test's archive: its directory or its bucket.
+pub enum Guard {
+    Dir(TempDir),
+    Bucket(TestBucket),
+}
+
+/// A fresh archive on `backend`; its directory or bucket (if any) lives as long as the guard.
+pub async fn archive(backend: Backend, test: &str) -> (ParquetArchive, Option<Guard>) {
     match backend {
         Backend::Memory => {
             let config = ArchiveConfig::memory(&format!("tests/{test}")).expect("memory config");
@@ -77,12 +67,16 @@ pub fn archive(backend: Backend, test: &str) -> (ParquetArchive, Option<TempDir>
             let config = ArchiveConfig::file(dir.path.clone())
                 .with_prefix("archive")
                 .expect("prefix");
-            (ParquetArchive::open(&config).expect("open"), Some(dir))
+            (
+                ParquetArchive::open(&config).expect("open"),
+                Some(Guard::Dir(dir)),
+            )
         }
-        Backend::Garage => (
-            ParquetArchive::open(&garage_config(test)).expect("open garage"),
-            None,
-        ),
+        Backend::S3 => {
+            let bucket = TestBucket::new().await;
+            let archive = ParquetArchive::open(&s3_config(&bucket, test)).expect("open s3");
+            (archive, Some(Guard::Bucket(bucket)))
+        }
     }
 }
 
