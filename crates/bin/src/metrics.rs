@@ -35,6 +35,11 @@ struct OutcomeLabel {
     outcome: String,
 }
 
+/// The `kind` label values of `cflogs_cycle_errors_total`.
+const ERROR_KINDS: [&str; 3] = ["transient", "conflict", "fatal"];
+/// The `outcome` label values of `cflogs_api_requests_total`.
+const API_OUTCOMES: [&str; 4] = ["sent", "http_429", "http_5xx", "broken_body"];
+
 /// Every metric of the process, and what readiness needs.
 pub struct Metrics {
     registry: Registry,
@@ -122,6 +127,29 @@ impl Metrics {
             "Time spent waiting for the token's rate budget",
             budget_wait_seconds.clone(),
         );
+        // Every stream's series exist from the start, at zero, so that `rate()` and alerts see
+        // the first event and the first error (a series that appears with its first increment
+        // hides that increment from `rate()`). The lag gauge waits for a real value.
+        for stream in &streams {
+            let label = StreamLabel {
+                stream: stream.clone(),
+            };
+            let _ = events.get_or_create(&label);
+            let _ = quarantined.get_or_create(&label);
+            let _ = batches.get_or_create(&label);
+            let _ = commit.get_or_create(&label);
+            for kind in ERROR_KINDS {
+                let _ = cycle_errors.get_or_create(&ErrorLabel {
+                    stream: stream.clone(),
+                    kind: kind.to_owned(),
+                });
+            }
+        }
+        for outcome in API_OUTCOMES {
+            let _ = api.get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            });
+        }
         Self {
             registry,
             events,

@@ -122,6 +122,8 @@ async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(ingested, want, "the metrics count every ingested event");
+    let (_, metrics) = get(port, "/metrics").unwrap();
+    dashboards_use_only_exported_metrics(&metrics);
 
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -150,4 +152,104 @@ async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
     assert!(log.contains("shutting down"), "{log}");
     assert!(!log.contains(TOKEN), "the token leaked into the log");
     sim.shutdown().await.unwrap();
+}
+
+/// The sample names `/metrics` can have, from its `# TYPE` lines (families are declared even
+/// before their first sample): a counter's `_total`, a histogram's `_bucket`, `_sum` and
+/// `_count`, a gauge's own name.
+fn exported_names(metrics: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in metrics.lines() {
+        let mut parts = line.strip_prefix("# TYPE ").unwrap_or_default().split(' ');
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        match kind {
+            "counter" => {
+                names.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+            _ => {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Every `cflogs_…` metric a Grafana panel queries exists in what the service exports, so a
+/// renamed metric cannot leave an empty panel behind.
+fn dashboards_use_only_exported_metrics(metrics: &str) {
+    let exported = exported_names(metrics);
+    assert!(exported.len() >= 8, "{exported:?}");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/dashboards");
+    let mut used = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut stack = vec![&dashboard];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(expr)) = map.get("expr") {
+                        for name in metric_names(expr) {
+                            assert!(
+                                exported.contains(&name),
+                                "{}: {name} is not exported by cflogs (exported: {exported:?})",
+                                path.display()
+                            );
+                            used += 1;
+                        }
+                    }
+                    stack.extend(map.values());
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        used >= 6,
+        "the pipeline dashboard queries cflogs metrics ({used} found)"
+    );
+}
+
+/// The `cflogs_…` identifiers in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("cflogs_") {
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if starts_word {
+            out.push(name.clone());
+        }
+        rest = &rest[at + name.len()..];
+    }
+    out
+}
+
+#[test]
+fn metric_names_are_found_in_promql() {
+    assert_eq!(
+        metric_names(
+            "histogram_quantile(0.99, sum by (le) (rate(cflogs_commit_duration_seconds_bucket[5m]))) + x_cflogs_no"
+        ),
+        vec!["cflogs_commit_duration_seconds_bucket".to_owned()]
+    );
 }
