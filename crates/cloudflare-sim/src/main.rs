@@ -167,9 +167,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  accounts:    {}", args.accounts.join(", "));
     println!("  control:     {}/stats", running.control_url());
-    println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
+    println!("Press Ctrl-C to stop (or send SIGTERM).");
+    stop_signal().await?;
     println!("stopping; {:?}", running.stats());
     running.shutdown().await?;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop` and systemd send).
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
