@@ -33,9 +33,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "services for the integration tests"
 # Stops, when the script ends, the services this run started (CFLOGS_KEEP_SERVICES=1 keeps them
 # for the next run). Test databases and buckets are dropped by each test itself.
+# What the caller's shell may have exported (from sourcing a service script by hand) is not
+# this run's to stop.
+unset CFLOGS_STARTED_GARAGE CFLOGS_STARTED_POSTGRES
 cleanup() {
   if [[ "${CFLOGS_KEEP_SERVICES:-0}" == 1 ]]; then return; fi
-  if [[ -n "${CFLOGS_STARTED_GARAGE:-}" ]]; then
+  if [[ -n "${CFLOGS_STARTED_GARAGE:-}" ]] &&
+      grep -q garage "/proc/$CFLOGS_STARTED_GARAGE/cmdline" 2>/dev/null; then
     echo "test.sh: stopping the Garage this run started (pid $CFLOGS_STARTED_GARAGE)" >&2
     kill "$CFLOGS_STARTED_GARAGE" 2>/dev/null || true
   fi
@@ -51,6 +55,14 @@ trap cleanup EXIT
 # natively on 127.0.0.1: each script starts its service if it is not running (building Garage
 # once if missing) and exports the CFLOGS_TEST_* variables the harness reads.
 docker_engine() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+# The harness (and testcontainers) find the engine through DOCKER_HOST or the default socket;
+# `docker info` also follows the client's context (rootless Docker, Docker Desktop).
+if [[ -z "${DOCKER_HOST:-}" ]] && command -v docker >/dev/null 2>&1; then
+  context_host="$(docker context inspect -f '{{.Endpoints.docker.Host}}' 2>/dev/null || true)"
+  if [[ -n "$context_host" && "$context_host" != unix:///var/run/docker.sock ]]; then
+    export DOCKER_HOST="$context_host"
+  fi
+fi
 if [[ -z "${CFLOGS_TEST_DATABASE_URL:-}${CFLOGS_TEST_S3_ENDPOINT:-}" ]] && docker_engine \
     && [[ "${CFLOGS_TEST_DOCKER:-}" != never ]]; then
   echo "test.sh: Docker engine found: the tests start TimescaleDB and MinIO in containers"

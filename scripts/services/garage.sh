@@ -87,14 +87,19 @@ TOML
   done
 
   # One-time layout: a single node holding every partition.
-  if "${g[@]}" status 2>/dev/null | grep -q "NO ROLE ASSIGNED"; then
+  # The status is read whole before grep looks at it: `grep -q` exiting early could fail the
+  # pipeline (EPIPE) under `pipefail`.
+  local status
+  status="$("${g[@]}" status 2>/dev/null || true)"
+  if grep -q "NO ROLE ASSIGNED" <<<"$status"; then
     node="$("${g[@]}" node id -q 2>/dev/null | cut -d@ -f1)"
     "${g[@]}" layout assign -z dc1 -c 1G "$node" >/dev/null || return 1
     "${g[@]}" layout apply --version 1 >/dev/null || return 1
   fi
   # Wait until the layout is applied everywhere (writes fail before).
   for i in $(seq 1 60); do
-    if "${g[@]}" status 2>/dev/null | grep -q "NO ROLE ASSIGNED"; then sleep 0.5; else break; fi
+    status="$("${g[@]}" status 2>/dev/null || true)"
+    if grep -q "NO ROLE ASSIGNED" <<<"$status"; then sleep 0.5; else break; fi
   done
 
   if ! "${g[@]}" key info "$key_id" >/dev/null 2>&1; then

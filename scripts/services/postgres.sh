@@ -34,7 +34,7 @@ cflogs_postgres_start() {
   fi
 
   if ! pg_isready -q -h "$host" -p "$port"; then
-    version="$(ls /etc/postgresql 2>/dev/null | sort -V | head -1)"
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | head -1 || true)"
     if [[ -z "$version" ]] || ! command -v pg_ctlcluster >/dev/null 2>&1; then
       echo "postgres.sh: nothing answers on $host:$port and no Debian cluster was found in" \
         "/etc/postgresql to start. Start PostgreSQL on $host:$port, or set" \

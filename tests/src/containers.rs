@@ -52,6 +52,16 @@ impl std::fmt::Debug for MinioContainer {
     }
 }
 
+/// The host to reach a published port on: `localhost` (a local engine) becomes 127.0.0.1,
+/// because the port is the IPv4 one and `localhost` may resolve to `::1` first, where Docker can
+/// publish a different port.
+fn loopback(host: url::Host) -> String {
+    match host {
+        url::Host::Domain(d) if d == "localhost" => "127.0.0.1".to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// Returns the live container in `slot`, or starts one with `start`.
 fn shared<T>(slot: &Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -81,9 +91,11 @@ pub(crate) fn postgres() -> Arc<PostgresContainer> {
         let port = container
             .get_host_port_ipv4(5432.tcp())
             .unwrap_or_else(|e| panic!("TimescaleDB container port: {e}"));
-        let host = container
-            .get_host()
-            .unwrap_or_else(|e| panic!("TimescaleDB container host: {e}"));
+        let host = loopback(
+            container
+                .get_host()
+                .unwrap_or_else(|e| panic!("TimescaleDB container host: {e}")),
+        );
         PostgresContainer {
             _container: container,
             admin_url: format!("postgres://postgres@{host}:{port}/postgres?sslmode=disable"),
@@ -98,7 +110,8 @@ pub(crate) fn minio() -> Arc<MinioContainer> {
         let (name, tag) = MINIO_IMAGE;
         let container = GenericImage::new(name, tag)
             .with_exposed_port(9000.tcp())
-            .with_wait_for(WaitFor::message_on_stdout("API:"))
+            // MinIO logs its start-up banner on stderr in recent releases, stdout in older ones.
+            .with_wait_for(WaitFor::message_on_either_std("API:"))
             .with_cmd(["server", "/data"])
             .with_env_var("MINIO_ROOT_USER", MINIO_USER)
             .with_env_var("MINIO_ROOT_PASSWORD", MINIO_PASSWORD)
@@ -109,9 +122,11 @@ pub(crate) fn minio() -> Arc<MinioContainer> {
         let port = container
             .get_host_port_ipv4(9000.tcp())
             .unwrap_or_else(|e| panic!("MinIO container port: {e}"));
-        let host = container
-            .get_host()
-            .unwrap_or_else(|e| panic!("MinIO container host: {e}"));
+        let host = loopback(
+            container
+                .get_host()
+                .unwrap_or_else(|e| panic!("MinIO container host: {e}")),
+        );
         MinioContainer {
             _container: container,
             endpoint: format!("http://{host}:{port}"),

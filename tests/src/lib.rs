@@ -33,17 +33,39 @@ pub use s3::TestBucket;
 
 /// The TimescaleDB image the container path starts.
 pub const TIMESCALEDB_IMAGE: (&str, &str) = ("timescale/timescaledb", "2.17.2-pg16");
-/// The MinIO image the container path starts.
-pub const MINIO_IMAGE: (&str, &str) = ("minio/minio", "RELEASE.2025-04-22T22-12-26Z");
+/// The MinIO image the container path starts (MinIO publishes to quay.io, no longer to Docker
+/// Hub; the same image as `docker-compose.yml`).
+pub const MINIO_IMAGE: (&str, &str) = ("quay.io/minio/minio", "RELEASE.2025-04-22T22-12-26Z");
 
 /// Where a test's services come from.
-#[derive(Clone, Debug)]
-enum Origin<T> {
+#[derive(Debug)]
+enum Origin<T: Send + Sync + 'static> {
     /// A service named by environment variables.
     Environment,
     /// A container shared with the other tests of this binary that run at the same time, held
     /// for its `Drop`: the last test to end removes it.
-    Container(#[allow(dead_code)] Arc<T>),
+    Container(#[allow(dead_code)] Held<T>),
+}
+
+/// A share of a container. Dropping the last one removes the container, which blocks on a
+/// runtime of testcontainers' own, so it is done on a thread of its own: never on a test's
+/// Tokio runtime, where that would panic (and abort the binary while a test unwinds).
+#[derive(Debug)]
+struct Held<T: Send + Sync + 'static>(Option<Arc<T>>);
+
+impl<T: Send + Sync + 'static> Held<T> {
+    fn new(shared: Arc<T>) -> Self {
+        Self(Some(shared))
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Held<T> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            // Not `off_runtime`: this may run while a test unwinds, and must not panic again.
+            let _ = std::thread::spawn(move || drop(shared)).join();
+        }
+    }
 }
 
 /// An environment variable, if set and not empty.

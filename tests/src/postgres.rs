@@ -8,7 +8,7 @@ use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use crate::containers::{self, PostgresContainer};
 use crate::names::unique_suffix;
-use crate::{Origin, containers_allowed, env, off_runtime, retry};
+use crate::{Held, Origin, containers_allowed, env, off_runtime, retry};
 
 /// The variable naming an existing server (an admin URL: a role that may create databases).
 pub const DATABASE_URL_VAR: &str = "CFLOGS_TEST_DATABASE_URL";
@@ -38,7 +38,10 @@ impl TestDatabase {
             Some(url) => (url, Origin::Environment),
             None if containers_allowed() => {
                 let container = off_runtime(containers::postgres);
-                (container.admin_url.clone(), Origin::Container(container))
+                (
+                    container.admin_url.clone(),
+                    Origin::Container(Held::new(container)),
+                )
             }
             None => panic!(
                 "{DATABASE_URL_VAR} is not set and no Docker engine is reachable: {HOW_TO_START}"

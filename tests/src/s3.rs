@@ -8,7 +8,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use crate::containers::{self, MINIO_PASSWORD, MINIO_USER, MinioContainer};
 use crate::names::unique_suffix;
-use crate::{Origin, containers_allowed, env, off_runtime, retry};
+use crate::{Held, Origin, containers_allowed, env, off_runtime, retry};
 
 /// The variables naming an existing S3 server and a key that may create buckets.
 pub const S3_VARS: [&str; 4] = [
@@ -69,7 +69,7 @@ impl TestBucket {
                     "us-east-1".to_owned(),
                     MINIO_USER.to_owned(),
                     MINIO_PASSWORD.to_owned(),
-                    Origin::Container(container),
+                    Origin::Container(Held::new(container)),
                 )
             }
             _ => {
