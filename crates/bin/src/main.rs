@@ -25,14 +25,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "cflogs", version, about, long_about)]
 struct Cli {
     /// TOML file with settings and `[[accounts]]` tables (also CFLOGS_CONFIG).
-    #[arg(long, global = true, env = "CFLOGS_CONFIG")]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// The .env file to read, if it exists.
     #[arg(long, global = true, default_value = ".env")]
     env_file: PathBuf,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "CFLOGS_LOG_FORMAT")]
-    log_format: LogFormat,
+    /// Log format (also CFLOGS_LOG_FORMAT) [default: human].
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +89,22 @@ enum Command {
     },
 }
 
+/// A variable of the process environment, unless it is unset or empty.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `--log-format`, else CFLOGS_LOG_FORMAT (empty means unset), else human.
+fn log_format(cli: &Cli) -> Result<LogFormat, String> {
+    match (cli.log_format, process_env("CFLOGS_LOG_FORMAT")) {
+        (Some(format), _) => Ok(format),
+        (None, None) => Ok(LogFormat::Human),
+        (None, Some(value)) => LogFormat::from_str(value.trim(), true).map_err(|_| {
+            format!("CFLOGS_LOG_FORMAT={value:?} is not a log format: set it to human or json")
+        }),
+    }
+}
+
 fn init_logging(format: LogFormat, default: &str) {
     // An empty CFLOGS_LOG is unset, as for every other variable (an empty filter would turn off
     // all logging, errors included).
@@ -132,7 +148,12 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
         demo::demo(dir, *events, *hours).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = config::Settings::load(Some(&cli.env_file), cli.config.as_deref())?;
+    // CFLOGS_CONFIG here rather than through clap: empty means unset, as for every variable.
+    let config_file = cli
+        .config
+        .clone()
+        .or_else(|| process_env("CFLOGS_CONFIG").map(PathBuf::from));
+    let settings = config::Settings::load(Some(&cli.env_file), config_file.as_deref())?;
     if let Command::Config { list } = &cli.command {
         if *list {
             for (name, what) in config::VARIABLES {
@@ -186,7 +207,14 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_logging(cli.log_format, default_level);
+    let format = match log_format(&cli) {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

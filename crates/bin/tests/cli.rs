@@ -82,6 +82,32 @@ fn configuration_errors_name_the_variable_and_exit_non_zero() {
 }
 
 #[test]
+fn empty_log_and_config_variables_mean_unset_and_a_bad_format_names_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = vec![
+        ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
+        ("CLOUDFLARE_ACCOUNT_ID", "abc".to_owned()),
+    ];
+    let mut empty = base.clone();
+    empty.extend([
+        ("CFLOGS_LOG", String::new()),
+        ("CFLOGS_LOG_FORMAT", String::new()),
+        ("CFLOGS_CONFIG", String::new()),
+    ]);
+    let out = cflogs(dir.path(), &empty, &["config"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut bad = base;
+    bad.push(("CFLOGS_LOG_FORMAT", "yaml".to_owned()));
+    let out = cflogs(dir.path(), &bad, &["config"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("CFLOGS_LOG_FORMAT=\"yaml\" is not a log format"),
+        "{all}"
+    );
+}
+
+#[test]
 fn config_prints_the_effective_settings_with_secrets_masked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
