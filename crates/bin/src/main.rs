@@ -8,6 +8,7 @@ mod doctor;
 mod metrics;
 mod wiring;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,21 +106,30 @@ fn log_format(cli: &Cli) -> Result<LogFormat, String> {
     }
 }
 
-fn init_logging(format: LogFormat, default: &str) {
+fn init_logging(format: LogFormat, default: &str) -> Result<(), String> {
+    // PostgreSQL's notices ("relation … already exists, skipping") are not news at `info`.
+    let default = format!("{default},sqlx::postgres::notice=warn");
     // An empty CFLOGS_LOG is unset, as for every other variable (an empty filter would turn off
     // all logging, errors included).
-    let filter = std::env::var("CFLOGS_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let filter = match process_env("CFLOGS_LOG") {
+        Some(directives) => tracing_subscriber::EnvFilter::try_new(&directives).map_err(|e| {
+            format!(
+                "CFLOGS_LOG={directives:?} is not a log filter ({e}): use a level such as info \
+                 or debug, or directives such as cflogs=debug,info"
+            )
+        })?,
+        None => tracing_subscriber::EnvFilter::new(default),
+    };
+    // Colours only on a terminal: journald, files and log shippers get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -214,7 +224,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(format, default_level);
+    if let Err(message) = init_logging(format, default_level) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
