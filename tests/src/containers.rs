@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::SyncRunner;
-use testcontainers::{Container, GenericImage, ImageExt};
+use testcontainers::{Container, ContainerRequest, GenericImage, ImageExt};
 
 use crate::{MINIO_IMAGE, TIMESCALEDB_IMAGE};
 
@@ -73,32 +73,42 @@ fn shared<T>(slot: &Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
     fresh
 }
 
+/// Starts `request`, the image `what` (labelled, three minutes to start), and returns it with
+/// the `host:port` its `port` is published on.
+fn start(
+    what: &str,
+    request: ContainerRequest<GenericImage>,
+    port: u16,
+) -> (Container<GenericImage>, String) {
+    let container = request
+        .with_label(LABEL, what)
+        .with_startup_timeout(Duration::from_secs(180))
+        .start()
+        .unwrap_or_else(|e| panic!("starting the {what} container: {e}"));
+    let published = container
+        .get_host_port_ipv4(port.tcp())
+        .unwrap_or_else(|e| panic!("{what} container port: {e}"));
+    let host = container
+        .get_host()
+        .unwrap_or_else(|e| panic!("{what} container host: {e}"));
+    (container, format!("{}:{published}", loopback(host)))
+}
+
 /// The TimescaleDB container (call off any Tokio runtime).
 pub(crate) fn postgres() -> Arc<PostgresContainer> {
     static SLOT: Mutex<Weak<PostgresContainer>> = Mutex::new(Weak::new());
     shared(&SLOT, || {
         let (name, tag) = TIMESCALEDB_IMAGE;
-        let container = GenericImage::new(name, tag)
+        let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
             .with_wait_for(WaitFor::message_on_stderr(
                 "database system is ready to accept connections",
             ))
-            .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-            .with_label(LABEL, "postgres")
-            .with_startup_timeout(Duration::from_secs(180))
-            .start()
-            .unwrap_or_else(|e| panic!("starting the TimescaleDB container {name}:{tag}: {e}"));
-        let port = container
-            .get_host_port_ipv4(5432.tcp())
-            .unwrap_or_else(|e| panic!("TimescaleDB container port: {e}"));
-        let host = loopback(
-            container
-                .get_host()
-                .unwrap_or_else(|e| panic!("TimescaleDB container host: {e}")),
-        );
+            .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust");
+        let (container, address) = start(&format!("{name}:{tag}"), request, 5432);
         PostgresContainer {
             _container: container,
-            admin_url: format!("postgres://postgres@{host}:{port}/postgres?sslmode=disable"),
+            admin_url: format!("postgres://postgres@{address}/postgres?sslmode=disable"),
         }
     })
 }
@@ -108,28 +118,17 @@ pub(crate) fn minio() -> Arc<MinioContainer> {
     static SLOT: Mutex<Weak<MinioContainer>> = Mutex::new(Weak::new());
     shared(&SLOT, || {
         let (name, tag) = MINIO_IMAGE;
-        let container = GenericImage::new(name, tag)
+        let request = GenericImage::new(name, tag)
             .with_exposed_port(9000.tcp())
             // MinIO logs its start-up banner on stderr in recent releases, stdout in older ones.
             .with_wait_for(WaitFor::message_on_either_std("API:"))
             .with_cmd(["server", "/data"])
             .with_env_var("MINIO_ROOT_USER", MINIO_USER)
-            .with_env_var("MINIO_ROOT_PASSWORD", MINIO_PASSWORD)
-            .with_label(LABEL, "minio")
-            .with_startup_timeout(Duration::from_secs(180))
-            .start()
-            .unwrap_or_else(|e| panic!("starting the MinIO container {name}:{tag}: {e}"));
-        let port = container
-            .get_host_port_ipv4(9000.tcp())
-            .unwrap_or_else(|e| panic!("MinIO container port: {e}"));
-        let host = loopback(
-            container
-                .get_host()
-                .unwrap_or_else(|e| panic!("MinIO container host: {e}")),
-        );
+            .with_env_var("MINIO_ROOT_PASSWORD", MINIO_PASSWORD);
+        let (container, address) = start(&format!("{name}:{tag}"), request, 9000);
         MinioContainer {
             _container: container,
-            endpoint: format!("http://{host}:{port}"),
+            endpoint: format!("http://{address}"),
         }
     })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Whether a Docker engine answers `/_ping`. Asked once per process. A `docker` client without
 /// an engine behind it (this project's CI machines) answers `false`.
-pub fn docker_reachable() -> bool {
+pub(crate) fn docker_reachable() -> bool {
     static REACHABLE: OnceLock<bool> = OnceLock::new();
     *REACHABLE
         .get_or_init(|| ping(&std::env::var("DOCKER_HOST").unwrap_or_default()).unwrap_or(false))

@@ -27,7 +27,8 @@ mod names;
 mod postgres;
 mod s3;
 
-pub use docker::docker_reachable;
+use docker::docker_reachable;
+pub use names::unique_suffix;
 pub use postgres::TestDatabase;
 pub use s3::TestBucket;
 
@@ -37,19 +38,10 @@ pub const TIMESCALEDB_IMAGE: (&str, &str) = ("timescale/timescaledb", "2.17.2-pg
 /// Hub; the same image as `docker-compose.yml`).
 pub const MINIO_IMAGE: (&str, &str) = ("quay.io/minio/minio", "RELEASE.2025-04-22T22-12-26Z");
 
-/// Where a test's services come from.
-#[derive(Debug)]
-enum Origin<T: Send + Sync + 'static> {
-    /// A service named by environment variables.
-    Environment,
-    /// A container shared with the other tests of this binary that run at the same time, held
-    /// for its `Drop`: the last test to end removes it.
-    Container(#[allow(dead_code)] Held<T>),
-}
-
-/// A share of a container. Dropping the last one removes the container, which blocks on a
-/// runtime of testcontainers' own, so it is done on a thread of its own: never on a test's
-/// Tokio runtime, where that would panic (and abort the binary while a test unwinds).
+/// A test's share of a container (none for services named by environment variables). Dropping
+/// the last share removes the container, which blocks on a runtime of testcontainers' own, so
+/// it is done on a thread of its own: never on a test's Tokio runtime, where that would panic
+/// (and abort the binary while a test unwinds).
 #[derive(Debug)]
 struct Held<T: Send + Sync + 'static>(Option<Arc<T>>);
 
@@ -79,12 +71,36 @@ fn containers_allowed() -> bool {
     env("CFLOGS_TEST_DOCKER").as_deref() != Some("never") && docker_reachable()
 }
 
-/// Runs `work` on a thread of its own. The blocking container API and async clean-up in `Drop`
-/// must not run on a thread that drives a Tokio runtime.
+/// Runs `work` on a thread of its own: the blocking container API must not run on a thread
+/// that drives a Tokio runtime.
 fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(work)
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Runs `cleanup` to completion on a thread and a runtime of its own: `Drop` runs on a test's
+/// runtime, which must not block. Never panics (it may run while a test unwinds).
+fn clean_up_off_runtime(cleanup: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(cleanup);
+        }
+    })
+    .join();
+}
+
+/// How long to keep trying to reach a service: a container's may still be starting; one named
+/// by the environment is up or is not.
+fn patience<T: Send + Sync + 'static>(container: &Option<Held<T>>) -> Duration {
+    if container.is_some() {
+        Duration::from_secs(60)
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// Retries `attempt` every 500 ms until it succeeds or `within` has passed.

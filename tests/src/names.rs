@@ -3,8 +3,9 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// 16 hex digits from the process id, a counter, the time and a random seed.
-pub(crate) fn unique_suffix() -> String {
+/// 16 hex digits from the process id, a counter, the time and a random seed: a name no other
+/// test, test binary or run uses.
+pub fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());

@@ -1,14 +1,13 @@
 //! A PostgreSQL database per test.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
+use sqlx::{ConnectOptions, Connection, Executor};
 
 use crate::containers::{self, PostgresContainer};
 use crate::names::unique_suffix;
-use crate::{Held, Origin, containers_allowed, env, off_runtime, retry};
+use crate::{Held, clean_up_off_runtime, containers_allowed, env, off_runtime, patience, retry};
 
 /// The variable naming an existing server (an admin URL: a role that may create databases).
 pub const DATABASE_URL_VAR: &str = "CFLOGS_TEST_DATABASE_URL";
@@ -26,22 +25,18 @@ pub struct TestDatabase {
     name: String,
     admin_url: String,
     url: String,
-    timescaledb_image: bool,
-    origin: Option<Origin<PostgresContainer>>,
+    container: Option<Held<PostgresContainer>>,
 }
 
 impl TestDatabase {
     /// Creates a fresh database on the test server (see the crate documentation for where the
     /// server comes from). Panics, saying how to start one, when there is none.
     pub async fn new() -> Self {
-        let (admin_url, origin) = match env(DATABASE_URL_VAR) {
-            Some(url) => (url, Origin::Environment),
+        let (admin_url, container) = match env(DATABASE_URL_VAR) {
+            Some(url) => (url, None),
             None if containers_allowed() => {
                 let container = off_runtime(containers::postgres);
-                (
-                    container.admin_url.clone(),
-                    Origin::Container(Held::new(container)),
-                )
+                (container.admin_url.clone(), Some(Held::new(container)))
             }
             None => panic!(
                 "{DATABASE_URL_VAR} is not set and no Docker engine is reachable: {HOW_TO_START}"
@@ -50,26 +45,19 @@ impl TestDatabase {
         let admin = PgConnectOptions::from_str(&admin_url)
             .unwrap_or_else(|e| panic!("{DATABASE_URL_VAR} is not a PostgreSQL URL: {e}"));
         let name = format!("cflogs_test_{}", unique_suffix());
-        // A container's server may still be starting: give it a minute.
-        let within = match origin {
-            Origin::Environment => Duration::ZERO,
-            Origin::Container(_) => Duration::from_secs(60),
-        };
-        let mut conn = retry(within, async || admin.connect().await)
+        let mut conn = retry(patience(&container), async || admin.connect().await)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}. {HOW_TO_START}"));
         conn.execute(format!("CREATE DATABASE {name}").as_str())
             .await
             .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
-        let timescaledb_image = matches!(origin, Origin::Container(_));
         let _ = conn.close().await;
         let url = database_url(&admin_url, &name);
         Self {
             name,
             admin_url,
             url,
-            timescaledb_image,
-            origin: Some(origin),
+            container,
         }
     }
 
@@ -87,18 +75,6 @@ impl TestDatabase {
     pub fn admin_url(&self) -> &str {
         &self.admin_url
     }
-
-    /// Whether the server is the harness' TimescaleDB container (so the extension exists).
-    pub fn is_timescaledb_container(&self) -> bool {
-        self.timescaledb_image
-    }
-
-    /// A direct connection to this database.
-    pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the test database {}: {e}", self.name))
-    }
 }
 
 /// `admin_url` with its database replaced by `name`.
@@ -113,29 +89,19 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        // The container (if this was its last user) goes after the database.
-        let origin = self.origin.take();
-        off_runtime(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async move {
-                    let Ok(admin) = PgConnectOptions::from_str(&admin_url) else {
-                        return;
-                    };
-                    if let Ok(mut conn) = admin.connect().await {
-                        let _ = conn
-                            .execute(
-                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                            )
-                            .await;
-                        let _ = conn.close().await;
-                    }
-                });
+        clean_up_off_runtime(async move {
+            let Ok(admin) = PgConnectOptions::from_str(&admin_url) else {
+                return;
+            };
+            if let Ok(mut conn) = admin.connect().await {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+                let _ = conn.close().await;
             }
-            drop(origin);
         });
+        // The container (if this was its last user) goes after the database.
+        drop(self.container.take());
     }
 }
 

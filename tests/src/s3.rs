@@ -8,7 +8,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use crate::containers::{self, MINIO_PASSWORD, MINIO_USER, MinioContainer};
 use crate::names::unique_suffix;
-use crate::{Held, Origin, containers_allowed, env, off_runtime, retry};
+use crate::{Held, clean_up_off_runtime, containers_allowed, env, off_runtime, patience, retry};
 
 /// The variables naming an existing S3 server and a key that may create buckets.
 pub const S3_VARS: [&str; 4] = [
@@ -35,7 +35,7 @@ pub struct TestBucket {
     name: String,
     access_key: String,
     secret_key: String,
-    origin: Option<Origin<MinioContainer>>,
+    container: Option<Held<MinioContainer>>,
 }
 
 impl TestBucket {
@@ -54,14 +54,10 @@ impl TestBucket {
 
     async fn create_new(object_lock: bool) -> Self {
         let found: Vec<Option<String>> = S3_VARS.iter().map(|v| env(v)).collect();
-        let (endpoint, region, access_key, secret_key, origin) = match &found[..] {
-            [Some(e), Some(r), Some(a), Some(s)] => (
-                e.clone(),
-                r.clone(),
-                a.clone(),
-                s.clone(),
-                Origin::Environment,
-            ),
+        let (endpoint, region, access_key, secret_key, container) = match &found[..] {
+            [Some(e), Some(r), Some(a), Some(s)] => {
+                (e.clone(), r.clone(), a.clone(), s.clone(), None)
+            }
             [None, None, None, None] if containers_allowed() => {
                 let container = off_runtime(containers::minio);
                 (
@@ -69,7 +65,7 @@ impl TestBucket {
                     "us-east-1".to_owned(),
                     MINIO_USER.to_owned(),
                     MINIO_PASSWORD.to_owned(),
-                    Origin::Container(Held::new(container)),
+                    Some(Held::new(container)),
                 )
             }
             _ => {
@@ -89,20 +85,18 @@ impl TestBucket {
             name,
             access_key,
             secret_key,
-            origin: Some(origin),
+            container,
         };
-        let within = match bucket.origin {
-            Some(Origin::Container(_)) => Duration::from_secs(60),
-            _ => Duration::ZERO,
-        };
-        retry(within, async || bucket.create(object_lock).await)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "creating the test bucket {}: {e}. {HOW_TO_START}",
-                    bucket.name
-                )
-            });
+        retry(patience(&bucket.container), async || {
+            bucket.create(object_lock).await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "creating the test bucket {}: {e}. {HOW_TO_START}",
+                bucket.name
+            )
+        });
         bucket
     }
 
@@ -133,7 +127,7 @@ impl TestBucket {
 
     /// The keys in the bucket, in order.
     pub async fn keys(&self) -> Result<Vec<String>, String> {
-        list_keys(&self.target()?).await
+        list_keys(&client()?, &self.target()?).await
     }
 
     fn target(&self) -> Result<Target, String> {
@@ -217,8 +211,7 @@ async fn expect_success(response: reqwest::Response) -> Result<(), String> {
     Err(format!("{status}: {body}"))
 }
 
-async fn list_keys(target: &Target) -> Result<Vec<String>, String> {
-    let client = client()?;
+async fn list_keys(client: &reqwest::Client, target: &Target) -> Result<Vec<String>, String> {
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -249,7 +242,7 @@ async fn list_keys(target: &Target) -> Result<Vec<String>, String> {
 /// Deletes every object, then the bucket.
 async fn delete_bucket(target: &Target) -> Result<(), String> {
     let client = client()?;
-    for key in list_keys(target).await? {
+    for key in list_keys(&client, target).await? {
         let action = DeleteObject::new(&target.bucket, Some(&target.credentials), &key);
         let response = client
             .delete(action.sign(SIGNED_FOR))
@@ -270,21 +263,14 @@ async fn delete_bucket(target: &Target) -> Result<(), String> {
 impl Drop for TestBucket {
     fn drop(&mut self) {
         let target = self.target();
-        let origin = self.origin.take();
         let name = self.name.clone();
-        off_runtime(move || {
-            if let (Ok(target), Ok(rt)) = (
-                target,
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build(),
-            ) && let Err(e) = rt.block_on(delete_bucket(&target))
-            {
+        clean_up_off_runtime(async move {
+            if let Err(e) = async { delete_bucket(&target?).await }.await {
                 // Not a test failure: the test is over. Say so where a person will see it.
                 eprintln!("test bucket {name} was not deleted: {e}");
             }
-            // The container (if this was its last user) goes after the bucket.
-            drop(origin);
         });
+        // The container (if this was its last user) goes after the bucket.
+        drop(self.container.take());
     }
 }

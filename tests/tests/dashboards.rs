@@ -67,6 +67,14 @@ fn datasource_type(v: &Value) -> &str {
     v["datasource"]["type"].as_str().unwrap_or_default()
 }
 
+/// A target's data source type, or its panel's when the target names none.
+fn target_kind<'a>(panel: &'a Value, target: &'a Value) -> &'a str {
+    match datasource_type(target) {
+        "" => datasource_type(panel),
+        kind => kind,
+    }
+}
+
 /// The text between the parentheses of a macro call starting at `open` (the `(`), and the
 /// index after the `)`.
 fn macro_args(sql: &str, open: usize) -> (String, usize) {
@@ -169,11 +177,7 @@ async fn every_dashboard_query_runs_against_the_migrated_schema_and_returns_rows
         for panel in panels(&dashboard) {
             let title = panel["title"].as_str().unwrap_or("(untitled)");
             for target in panel["targets"].as_array().into_iter().flatten() {
-                let kind = match datasource_type(target) {
-                    "" => datasource_type(panel),
-                    kind => kind,
-                };
-                if kind.contains("postgres") {
+                if target_kind(panel, target).contains("postgres") {
                     let sql = target["rawSql"]
                         .as_str()
                         .unwrap_or_else(|| panic!("{file}: panel {title:?} has no rawSql"));
@@ -227,10 +231,7 @@ fn every_prometheus_panel_has_an_expression_and_a_datasource() {
             let title = panel["title"].as_str().unwrap_or("(untitled)");
             assert!(panel["id"].is_u64(), "{file}: panel {title:?} has an id");
             for target in panel["targets"].as_array().into_iter().flatten() {
-                let kind = match datasource_type(target) {
-                    "" => datasource_type(panel),
-                    kind => kind,
-                };
+                let kind = target_kind(panel, target);
                 assert!(
                     !kind.is_empty(),
                     "{file}: panel {title:?} names its data source"

@@ -35,9 +35,7 @@ impl TestDb {
     pub async fn new() -> Self {
         let db = TestDatabase::new().await;
         let admin = PgConnectOptions::from_str(db.admin_url()).expect("admin url");
-        let config = PostgresConfig::from_url(&Secret::new(db.admin_url()))
-            .expect("admin url")
-            .with_database(db.name());
+        let config = PostgresConfig::from_url(&Secret::new(db.url())).expect("database url");
         Self {
             name: db.name().to_owned(),
             config,

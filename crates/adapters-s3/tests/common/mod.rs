@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::{Array, BinaryArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use async_trait::async_trait;
@@ -28,16 +27,7 @@ pub enum Backend {
 
 /// A name no other test run uses.
 pub fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{name}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{name}-{}", cflogs_integration::unique_suffix())
 }
 
 /// An S3 configuration for the test bucket `bucket`, under a fresh prefix.
