@@ -31,10 +31,11 @@ pub enum Location {
 /// How bucket and key are put into request URLs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Addressing {
-    /// `https://endpoint/bucket/key`: MinIO, Garage, most self-hosted stores, R2.
-    #[default]
+    /// `https://endpoint/bucket/key`: MinIO, Garage, most self-hosted stores, R2 (what
+    /// [`ArchiveConfig::with_endpoint`] switches to).
     Path,
-    /// `https://bucket.endpoint/key`: AWS S3's default.
+    /// `https://bucket.endpoint/key`: AWS S3's default, and this one's (no endpoint set).
+    #[default]
     VirtualHosted,
 }
 
@@ -579,7 +580,7 @@ mod tests {
         );
 
         let aws = ArchiveConfig::from_lookup(lookup(&[("S3_BUCKET", "b")])).unwrap();
-        assert_eq!(aws.s3.addressing, Addressing::Path);
+        assert_eq!(aws.s3.addressing, Addressing::VirtualHosted);
         let vh =
             ArchiveConfig::from_lookup(lookup(&[("S3_BUCKET", "b"), ("S3_PATH_STYLE", "false")]))
                 .unwrap();

@@ -38,7 +38,7 @@ pub use config::{
 pub use parquet::{EncodedObject, EventSchema, encode_events};
 pub use read::{Decoded, decode_object};
 pub use sink::ParquetArchive;
-pub use store::{ObjectLockConnector, build_store};
+pub use store::build_store;
 pub use verify::{Finding, VerifyReport, verify};
 
 /// The `object_store` crate this archive is built on, for callers that pass their own store.

@@ -294,14 +294,6 @@ impl ParquetArchive {
         })
     }
 
-    /// SHA-256 and size of the object at `path`, streamed; `None` if it does not exist.
-    async fn digest_of(
-        &self,
-        path: &Path,
-    ) -> std::result::Result<Option<(Digest, u64)>, ArchiveError> {
-        digest_of(self.store.as_ref(), path).await
-    }
-
     async fn publish_object(&self, o: &ManifestObject) -> Result<()> {
         let staged = self.path(&o.staged_key)?;
         let target = self.path(&o.final_key)?;
@@ -309,8 +301,7 @@ impl ParquetArchive {
             Ok(()) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => {
                 // Staged object gone: published before, or lost.
-                match self
-                    .digest_of(&target)
+                match digest_of(self.store.as_ref(), &target)
                     .await
                     .map_err(|e| e.into_core("archive publish"))?
                 {

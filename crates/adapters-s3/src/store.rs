@@ -137,7 +137,7 @@ fn build_s3(config: &ArchiveConfig, bucket: &str) -> Result<Arc<dyn ObjectStore>
 /// An [`HttpConnector`] that adds Object Lock retention headers to the requests that write
 /// final objects and manifests, and signs them again (see the module documentation).
 #[derive(Debug)]
-pub struct ObjectLockConnector {
+pub(crate) struct ObjectLockConnector {
     lock: ObjectLock,
     credential: Arc<AwsCredential>,
     region: String,

@@ -248,7 +248,7 @@ pub async fn verify(
     }
 
     // Read the chain.
-    let mut manifests: BTreeMap<u64, (Manifest, Digest)> = BTreeMap::new();
+    let mut manifests: BTreeMap<u64, Manifest> = BTreeMap::new();
     let mut digests: BTreeMap<u64, Digest> = BTreeMap::new();
     for (seq, key) in &manifest_keys {
         let path = object_path(prefix, key)?;
@@ -270,7 +270,7 @@ pub async fn verify(
                 reason: format!("it says seq {}", m.seq),
             }),
             Ok(m) => {
-                manifests.insert(*seq, (m, digest));
+                manifests.insert(*seq, m);
             }
             Err(e) => report.findings.push(Finding::UnreadableManifest {
                 key: key.clone(),
@@ -288,7 +288,7 @@ pub async fn verify(
             }
         }
     }
-    for (seq, (manifest, _)) in &manifests {
+    for (seq, manifest) in &manifests {
         // The stored bytes of the previous manifest hash the same whether they parse or not;
         // a missing one is reported as a gap.
         let before = if *seq == 1 {
@@ -325,7 +325,7 @@ pub async fn verify(
 
     // Objects.
     let mut listed: BTreeSet<String> = BTreeSet::new();
-    for (seq, (manifest, _)) in &manifests {
+    for (seq, manifest) in &manifests {
         for o in &manifest.objects {
             listed.insert(o.final_key.clone());
             let path = object_path(prefix, &o.final_key)?;
