@@ -21,4 +21,4 @@ pub use config::{
     AccountId, AuditApi, AuditSourceConfig, ClientConfig, Credentials, PerPage, RateBudget, Secret,
 };
 pub use error::{Error, Result};
-pub use source::AuditLogSource;
+pub use source::{AuditLogSource, audit_stream_id};

@@ -8,7 +8,7 @@ use chrono::{DurationRound, SecondsFormat, TimeDelta};
 use tracing::debug;
 
 use crate::client::CloudflareClient;
-use crate::config::{AuditApi, AuditSourceConfig};
+use crate::config::{AccountId, AuditApi, AuditSourceConfig};
 use crate::error::Error;
 use crate::mapping::{Mapped, map_item};
 
@@ -64,15 +64,20 @@ impl EarlyStop {
     }
 }
 
+/// The stream of `account`'s audit logs through `api`: `audit-{v1|v2}/account/{account id}`.
+pub fn audit_stream_id(account: &AccountId, api: AuditApi) -> StreamId {
+    StreamId::new(format!(
+        "audit-{}/account/{}",
+        api.as_str(),
+        account.as_str()
+    ))
+    .unwrap_or_else(|e| unreachable!("account ids are valid stream segments: {e}"))
+}
+
 impl AuditLogSource {
     /// A source for `config.account`, sending its requests through `client`.
     pub fn new(client: Arc<CloudflareClient>, config: AuditSourceConfig) -> Self {
-        let stream = StreamId::new(format!(
-            "audit-{}/account/{}",
-            config.api.as_str(),
-            config.account.as_str()
-        ))
-        .unwrap_or_else(|e| unreachable!("account ids are valid stream segments: {e}"));
+        let stream = audit_stream_id(&config.account, config.api);
         Self {
             client,
             config,

@@ -250,8 +250,12 @@ pub async fn verify(config: &Config) -> Result<bool> {
 pub async fn migrate(config: &Config) -> Result<()> {
     match &config.analytics {
         crate::config::Analytics::Postgres(pg) => {
+            // Connecting applies the schema (PostgresConfig's migrate-on-start); once is enough.
             let client = cflogs_postgres::PostgresClient::connect(pg).await?;
-            let report = client.migrate().await?;
+            let report = match client.schema() {
+                Some(report) => report.clone(),
+                None => client.migrate().await?,
+            };
             println!("PostgreSQL {}: {report:?}", pg.endpoint());
         }
         crate::config::Analytics::Sqlite(lite) => {

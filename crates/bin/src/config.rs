@@ -127,6 +127,11 @@ const SECRETS: &[&str] = &[
     "S3_SESSION_TOKEN",
 ];
 
+/// Whether `name` is one of cflogs' variables ([`VARIABLES`]).
+fn is_declared(name: &str) -> bool {
+    VARIABLES.iter().any(|(declared, _)| *declared == name)
+}
+
 /// One account to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountStream {
@@ -170,11 +175,15 @@ impl Settings {
             {
                 let (k, v) =
                     item.with_context(|| format!("{} has a malformed line", path.display()))?;
-                settings.values.insert(k, (v, ".env"));
+                // Only cflogs' own variables: a .env shared with docker compose holds others
+                // (GRAFANA_ADMIN_PASSWORD…) that `cflogs config` must not print.
+                if is_declared(&k) {
+                    settings.values.insert(k, (v, ".env"));
+                }
             }
         }
         for (k, v) in std::env::vars() {
-            if VARIABLES.iter().any(|(name, _)| *name == k) {
+            if is_declared(&k) {
                 settings.values.insert(k, (v, "environment"));
             }
         }
@@ -423,7 +432,15 @@ impl Config {
                  config file"
             );
         }
-        accounts.dedup();
+        // The same account twice (in the file and the environment, or listed twice) would be two
+        // pipelines on one stream, fencing each other.
+        let mut unique: Vec<AccountStream> = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            if !unique.contains(&account) {
+                unique.push(account);
+            }
+        }
+        let accounts = unique;
         let per_page = match settings.get("CLOUDFLARE_PER_PAGE") {
             Some(n) => PerPage::new(n.parse().map_err(|_| {
                 anyhow::anyhow!("CLOUDFLARE_PER_PAGE {n:?} is not a number; use 1 to 1000")
@@ -471,34 +488,27 @@ impl Config {
         );
         // Any PostgreSQL or S3 setting means the user wants that service: a missing piece is an
         // error naming it, never a silent fall back to the embedded default.
-        let any = |names: &[&str]| names.iter().any(|n| settings.get(n).is_some());
-        let analytics = if any(&[
-            "DATABASE_URL",
-            "PG_HOST",
-            "PG_PORT",
-            "PG_DATABASE",
-            "PG_USER",
-            "PG_PASSWORD",
-        ]) {
-            Analytics::Postgres(Box::new(cflogs_postgres::PostgresConfig::from_env(
-                settings.lookup(),
-            )?))
-        } else {
-            let mut sqlite = cflogs_sqlite::SqliteConfig::from_env(settings.lookup())?;
-            if settings.get("CFLOGS_SQLITE_PATH").is_none() {
-                sqlite = cflogs_sqlite::SqliteConfig::new(data_dir.join("cflogs.sqlite3"));
-            }
-            Analytics::Sqlite(sqlite)
+        let any = |selects: fn(&str) -> bool| {
+            VARIABLES
+                .iter()
+                .any(|(name, _)| selects(name) && settings.get(name).is_some())
         };
+        let analytics =
+            if any(|n| n == "DATABASE_URL" || n.starts_with("PG_") || n.starts_with("TIMESCALEDB"))
+            {
+                Analytics::Postgres(Box::new(cflogs_postgres::PostgresConfig::from_env(
+                    settings.lookup(),
+                )?))
+            } else {
+                let mut sqlite = cflogs_sqlite::SqliteConfig::from_env(settings.lookup())?;
+                if settings.get("CFLOGS_SQLITE_PATH").is_none() {
+                    sqlite = cflogs_sqlite::SqliteConfig::new(data_dir.join("cflogs.sqlite3"));
+                }
+                Analytics::Sqlite(sqlite)
+            };
         let archive = if let Some(url) = settings.get("CFLOGS_ARCHIVE_URL") {
             cflogs_s3::ArchiveConfig::from_url(&url)?.apply_lookup(settings.lookup())?
-        } else if any(&[
-            "S3_BUCKET",
-            "S3_ENDPOINT",
-            "S3_ACCESS_KEY",
-            "S3_SECRET_KEY",
-            "S3_PREFIX",
-        ]) {
+        } else if any(|n| n.starts_with("S3_")) {
             cflogs_s3::ArchiveConfig::from_lookup(settings.lookup())?
         } else {
             cflogs_s3::ArchiveConfig::file(data_dir.join("archive"))
@@ -536,6 +546,41 @@ mod tests {
     fn error(pairs: Vec<(&str, &str)>) -> String {
         let s = Settings::from_pairs(pairs.into_iter().map(|(k, v)| (k, v.to_owned())));
         format!("{:#}", Config::from_settings(&s, now()).unwrap_err())
+    }
+
+    #[test]
+    fn an_account_listed_twice_is_one_stream() {
+        let s = Settings::from_pairs([
+            ("CLOUDFLARE_API_TOKEN", "t".to_owned()),
+            ("CLOUDFLARE_ACCOUNT_ID", "a1, a2, a1".to_owned()),
+        ]);
+        let config = Config::from_settings(&s, now()).unwrap();
+        let ids: Vec<&str> = config.accounts.iter().map(|a| a.account.as_str()).collect();
+        assert_eq!(ids, ["a1", "a2"]);
+    }
+
+    #[test]
+    fn any_postgresql_or_s3_setting_selects_that_service() {
+        let base = [
+            ("CLOUDFLARE_API_TOKEN", "t"),
+            ("CLOUDFLARE_ACCOUNT_ID", "abc"),
+        ];
+        // A setting of the service alone, without what it needs: an error naming what is
+        // missing, never the embedded default.
+        for only in [
+            "PG_POOL_SIZE",
+            "TIMESCALEDB",
+            "S3_REGION",
+            "S3_SESSION_TOKEN",
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((only, if only == "TIMESCALEDB" { "auto" } else { "4" }));
+            let message = error(pairs);
+            assert!(
+                message.contains("PG_") || message.contains("S3_BUCKET"),
+                "{only} alone: {message}"
+            );
+        }
     }
 
     #[test]

@@ -158,33 +158,34 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
         demo::demo(dir, *events, *hours).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The list of variables needs no settings: a broken .env or TOML file must not hide it.
+    if let Command::Config { list: true } = &cli.command {
+        for (name, what) in config::VARIABLES {
+            println!("{name:<38} {what}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     // CFLOGS_CONFIG here rather than through clap: empty means unset, as for every variable.
     let config_file = cli
         .config
         .clone()
         .or_else(|| process_env("CFLOGS_CONFIG").map(PathBuf::from));
     let settings = config::Settings::load(Some(&cli.env_file), config_file.as_deref())?;
-    if let Command::Config { list } = &cli.command {
-        if *list {
-            for (name, what) in config::VARIABLES {
-                println!("{name:<38} {what}");
-            }
-        } else {
-            for line in settings.describe() {
-                println!("{line}");
-            }
-            let config = config::Config::from_settings(&settings, chrono::Utc::now())?;
-            println!(
-                "# streams: {}",
-                config
-                    .accounts
-                    .iter()
-                    .map(|a| format!("audit-{}/account/{}", a.api.as_str(), a.account.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            println!("# archive: {}", config.archive.describe());
+    if let Command::Config { .. } = &cli.command {
+        for line in settings.describe() {
+            println!("{line}");
         }
+        let config = config::Config::from_settings(&settings, chrono::Utc::now())?;
+        println!(
+            "# streams: {}",
+            config
+                .accounts
+                .iter()
+                .map(|a| cflogs_cloudflare::audit_stream_id(&a.account, a.api).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!("# archive: {}", config.archive.describe());
         return Ok(ExitCode::SUCCESS);
     }
     let config = config::Config::from_settings(&settings, chrono::Utc::now())?;

@@ -171,11 +171,13 @@ impl Metrics {
     }
 
     fn refresh_client(&self) {
-        let now = self.client.stats();
+        // Lock before reading the client's totals: two scrapes at once must not store an older
+        // total after a newer one (the next difference would underflow).
         let mut last = self
             .last_client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.client.stats();
         let outcome = |name: &str| {
             self.api
                 .get_or_create(&OutcomeLabel {

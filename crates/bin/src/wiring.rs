@@ -43,12 +43,6 @@ impl Wired {
                     let client = cflogs_postgres::PostgresClient::connect(pg)
                         .await
                         .context("cannot use PostgreSQL")?;
-                    if client.schema().is_none() {
-                        client
-                            .migrate()
-                            .await
-                            .context("cannot migrate PostgreSQL")?;
-                    }
                     info!(endpoint = %pg.endpoint(), "analytics and checkpoints: PostgreSQL");
                     (
                         Arc::new(client.checkpoint_store()),

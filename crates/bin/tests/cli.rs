@@ -112,7 +112,8 @@ fn config_prints_the_effective_settings_with_secrets_masked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(".env"),
-        format!("DATABASE_URL=postgres://cflogs:pg-secret-42@127.0.0.1:5432/audit\nCLOUDFLARE_API_TOKEN={TOKEN}\n"),
+        // A .env shared with docker compose: its own variables are none of cflogs' business.
+        format!("DATABASE_URL=postgres://cflogs:pg-secret-42@127.0.0.1:5432/audit\nCLOUDFLARE_API_TOKEN={TOKEN}\nGRAFANA_ADMIN_PASSWORD=grafana-secret-42\n"),
     )
     .unwrap();
     let out = cflogs(
@@ -136,7 +137,7 @@ fn config_prints_the_effective_settings_with_secrets_masked() {
         all.contains("postgres://cflogs:***@127.0.0.1:5432/audit"),
         "{all}"
     );
-    for secret in [TOKEN, "pg-secret-42", "s3-secret-42"] {
+    for secret in [TOKEN, "pg-secret-42", "s3-secret-42", "grafana-secret-42"] {
         assert!(!all.contains(secret), "{secret} leaked: {all}");
     }
 }

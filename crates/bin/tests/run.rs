@@ -61,23 +61,26 @@ async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cflogs"))
-        .current_dir(dir.path())
-        .arg("run")
-        .env_clear()
-        .env("CLOUDFLARE_API_TOKEN", TOKEN)
-        .env("CLOUDFLARE_ACCOUNT_ID", "acc1")
-        .env("CLOUDFLARE_API_BASE_URL", sim.base_url())
-        .env(
-            "INITIAL_CHECKPOINT",
-            (to - TimeDelta::hours(3)).to_rfc3339(),
-        )
-        .env("POLL_INTERVAL_SECONDS", "1")
-        .env("CFLOGS_METRICS_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_cflogs"))
+            .current_dir(dir.path())
+            .arg("run")
+            .env_clear()
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .env("CLOUDFLARE_ACCOUNT_ID", "acc1")
+            .env("CLOUDFLARE_API_BASE_URL", sim.base_url())
+            .env(
+                "INITIAL_CHECKPOINT",
+                (to - TimeDelta::hours(3)).to_rfc3339(),
+            )
+            .env("POLL_INTERVAL_SECONDS", "1")
+            .env("CFLOGS_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
 
     let started = Instant::now();
     let mut ready = false;
@@ -154,8 +157,18 @@ async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
     sim.shutdown().await.unwrap();
 }
 
-/// The sample names `/metrics` can have, from its `# TYPE` lines (families are declared even
-/// before their first sample): a counter's `_total`, a histogram's `_bucket`, `_sum` and
+/// A `cflogs run` that a failed assertion must not leave running (holding its port).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The sample names `/metrics` can have, from its `# TYPE` lines (cflogs creates every stream's
+/// series at start, so every family is there before its first sample): a counter's `_total`, a histogram's `_bucket`, `_sum` and
 /// `_count`, a gauge's own name.
 fn exported_names(metrics: &str) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
