@@ -106,22 +106,10 @@ impl CheckpointStore for PostgresCheckpointStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(sql("checkpoint commit"))?;
-        let Some((seq, epoch, doc)) = row else {
-            return Err(Error::conflict(
-                stream,
-                "no checkpoint is stored: the stream was never acquired",
-            ));
-        };
-        if (seq, epoch) != (guard_seq, guard_epoch) {
-            return Err(Error::conflict(
-                stream,
-                format!(
-                    "expected seq {} epoch {}, found seq {seq} epoch {epoch}",
-                    guard.seq, guard.epoch
-                ),
-            ));
-        }
-        parse(stream, seq, epoch, &doc)?.check_successor(next)?;
+        let stored = row
+            .map(|(seq, epoch, doc)| parse(stream, seq, epoch, &doc))
+            .transpose()?;
+        Checkpoint::check_commit(stored.as_ref(), guard, next)?;
 
         let updated = sqlx::query(
             "UPDATE cflogs_checkpoints SET seq = $4, epoch = $5, watermark = $6, \

@@ -13,9 +13,8 @@
 //! bytes, so nothing needs escaping and the server does not scan for delimiters.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 
-use cflogs_core::{Event, Fields, Timestamp};
+use cflogs_core::{AuditFields, Event, Fields, Timestamp};
 
 /// Columns of the staging table, in `COPY` order.
 pub(crate) const STAGE_COLUMNS: &str = "event_id, ts, account_id, actor_email, actor_type, action_type, \
@@ -148,9 +147,11 @@ pub(crate) fn push_timestamp(out: &mut Vec<u8>, t: &Timestamp) {
     out.extend_from_slice(&(t.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes());
 }
 
-/// An address `inet` accepts, in canonical form, or `None`.
-pub(crate) fn ip_for_inet(ip: &str) -> Option<String> {
-    ip.trim().parse::<IpAddr>().ok().map(|a| a.to_string())
+/// The address text `inet` accepts, or `None`: the given text when it parses (the server stores
+/// the address, not the text), without allocating per row.
+pub(crate) fn ip_for_inet(fields: &AuditFields) -> Option<&str> {
+    fields.parsed_ip()?;
+    fields.ip_address.as_deref().map(str::trim)
 }
 
 /// Fields per staging row.
@@ -174,10 +175,7 @@ pub(crate) fn push_event(out: &mut Vec<u8>, event: &Event) {
             ] {
                 push_optional(out, value.as_deref());
             }
-            push_optional(
-                out,
-                f.ip_address.as_deref().and_then(ip_for_inet).as_deref(),
-            );
+            push_optional(out, ip_for_inet(f));
             push_optional(
                 out,
                 f.metadata
@@ -242,11 +240,16 @@ mod tests {
 
     #[test]
     fn addresses_are_validated() {
-        assert_eq!(ip_for_inet("198.51.100.7").as_deref(), Some("198.51.100.7"));
-        assert_eq!(ip_for_inet("2001:DB8::1").as_deref(), Some("2001:db8::1"));
-        assert_eq!(ip_for_inet("not-an-ip"), None);
-        assert_eq!(ip_for_inet("10.1"), None);
-        assert_eq!(ip_for_inet("fe80::1%eth0"), None);
+        let ip = |text: &str| AuditFields {
+            ip_address: Some(text.to_owned()),
+            ..AuditFields::default()
+        };
+        assert_eq!(ip_for_inet(&ip("198.51.100.7")), Some("198.51.100.7"));
+        assert_eq!(ip_for_inet(&ip(" 2001:DB8::1 ")), Some("2001:DB8::1"));
+        assert_eq!(ip_for_inet(&ip("not-an-ip")), None);
+        assert_eq!(ip_for_inet(&ip("10.1")), None);
+        assert_eq!(ip_for_inet(&ip("fe80::1%eth0")), None);
+        assert_eq!(ip_for_inet(&AuditFields::default()), None);
     }
 
     #[test]

@@ -140,22 +140,8 @@ impl CheckpointStore for SqliteCheckpointStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql("checkpoint commit"))?;
-        let Some(stored) = read(&mut tx, stream, "checkpoint commit").await? else {
-            return Err(Error::conflict(
-                stream,
-                "no checkpoint is stored: the stream was never acquired",
-            ));
-        };
-        if stored.guard() != guard {
-            return Err(Error::conflict(
-                stream,
-                format!(
-                    "expected seq {} epoch {}, found seq {} epoch {}",
-                    guard.seq, guard.epoch, stored.seq, stored.epoch
-                ),
-            ));
-        }
-        stored.check_successor(next)?;
+        let stored = read(&mut tx, stream, "checkpoint commit").await?;
+        Checkpoint::check_commit(stored.as_ref(), guard, next)?;
         let updated = sqlx::query(
             "UPDATE cflogs_checkpoints SET seq = ?, epoch = ?, watermark = ?, checkpoint = ?, \
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \

@@ -7,8 +7,6 @@
 //! nanosecond. Only `ip_address` is normalized: the canonical address, or NULL when the source
 //! sent something that is not one (the text stays in `raw_event`).
 
-use std::net::IpAddr;
-
 use async_trait::async_trait;
 use cflogs_core::domain::rfc3339_nanos;
 use cflogs_core::{AnalyticsSink, Batch, Dataset, Event, Fields, Quarantined, Result, WriteReport};
@@ -34,10 +32,6 @@ pub(crate) fn insert_sql(table: &str, columns: &str, rows: usize) -> String {
         "INSERT INTO {table} ({columns}) VALUES {} ON CONFLICT DO NOTHING",
         vec![row; rows].join(", ")
     )
-}
-
-fn canonical_ip(ip: &str) -> Option<String> {
-    ip.trim().parse::<IpAddr>().ok().map(|a| a.to_string())
 }
 
 type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -67,7 +61,7 @@ fn bind_audit<'q>(
             .bind(f.action_result.as_deref())
             .bind(f.resource_type.as_deref())
             .bind(f.resource_id.as_deref())
-            .bind(f.ip_address.as_deref().and_then(canonical_ip))
+            .bind(f.parsed_ip().map(|a| a.to_string()))
             .bind(f.metadata.as_deref()),
         _ => {
             let none: Option<&str> = None;
@@ -193,11 +187,5 @@ mod tests {
                 .count(),
             13 * ROWS_PER_STATEMENT
         );
-    }
-
-    #[test]
-    fn addresses_are_canonical_or_none() {
-        assert_eq!(canonical_ip("2001:DB8::1").as_deref(), Some("2001:db8::1"));
-        assert_eq!(canonical_ip("not-an-ip"), None);
     }
 }

@@ -336,13 +336,7 @@ async fn a_file_that_cannot_be_opened_names_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let config = SqliteConfig::new(dir.path().join("missing-directory").join("cflogs.sqlite3"));
     let error = SqliteClient::open(&config).await.unwrap_err();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = cflogs_core::error_chain(&error);
     assert!(matches!(error, Error::Fatal { .. }), "{text}");
     assert!(
         text.contains("CFLOGS_SQLITE_PATH") && text.contains("missing-directory"),

@@ -10,18 +10,6 @@ use cflogs_postgres::{
 
 use crate::common::{TestDb, report};
 
-/// The message of an error and of every source under it.
-fn chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 async fn connect_error(config: &PostgresConfig) -> Error {
     match PostgresClient::connect(config).await {
         Ok(_) => panic!("connecting with {config:?} must fail"),
@@ -51,7 +39,7 @@ async fn an_unreachable_server_names_pg_host_and_pg_port() {
     let db = TestDb::new().await;
     let config = parts(&db, closed_port(), &db.name, "postgres");
     let error = connect_error(&config).await;
-    let text = chain(&error);
+    let text = cflogs_core::error_chain(&error);
     assert!(error.is_transient(), "{text}");
     assert!(
         text.contains("PG_HOST") && text.contains("PG_PORT"),
@@ -65,7 +53,7 @@ async fn an_unreachable_server_names_pg_host_and_pg_port() {
         closed_port()
     )))
     .unwrap();
-    let text = chain(&connect_error(&url).await);
+    let text = cflogs_core::error_chain(&connect_error(&url).await);
     assert!(text.contains("DATABASE_URL"), "{text}");
     assert!(!text.contains("not-the-password-42"), "{text}");
 }
@@ -75,7 +63,7 @@ async fn rejected_credentials_name_pg_user_and_pg_password() {
     let db = TestDb::new().await;
     let config = parts(&db, db.admin().get_port(), &db.name, "cflogs_no_such_role");
     let error = connect_error(&config).await;
-    let text = chain(&error);
+    let text = cflogs_core::error_chain(&error);
     assert!(matches!(error, Error::Fatal { .. }), "{text}");
     assert!(
         text.contains("PG_USER") && text.contains("PG_PASSWORD"),
@@ -95,7 +83,7 @@ async fn a_missing_database_names_pg_database() {
         "postgres",
     );
     let error = connect_error(&config).await;
-    let text = chain(&error);
+    let text = cflogs_core::error_chain(&error);
     assert!(matches!(error, Error::Fatal { .. }), "{text}");
     assert!(
         text.contains("PG_DATABASE") && text.contains("cflogs_no_such_database"),
@@ -103,7 +91,7 @@ async fn a_missing_database_names_pg_database() {
     );
 
     let url = db.config.clone().with_database("cflogs_no_such_database");
-    let text = chain(&connect_error(&url).await);
+    let text = cflogs_core::error_chain(&connect_error(&url).await);
     assert!(text.contains("database name in DATABASE_URL"), "{text}");
 }
 
@@ -148,7 +136,7 @@ async fn timescale_required_without_the_extension_fails_clearly() {
         ..TimescaleConfig::recommended()
     });
     let error = connect_error(&config).await;
-    let text = chain(&error);
+    let text = cflogs_core::error_chain(&error);
     assert!(
         text.contains("TIMESCALEDB=require") && text.contains("not available"),
         "{text}"
@@ -181,7 +169,7 @@ async fn timescale_hypertable_and_policies_when_the_extension_exists() {
         Ok(c) => c,
         Err(e) => panic!(
             "timescaledb is available but the setup failed: {}",
-            chain(&e)
+            cflogs_core::error_chain(&e)
         ),
     };
     let Some(TimescaleStatus::Enabled { .. }) = client.schema().map(|s| s.timescale.clone()) else {

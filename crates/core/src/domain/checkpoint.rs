@@ -115,6 +115,35 @@ impl Checkpoint {
         Ok(checkpoint)
     }
 
+    /// The checks of [`CheckpointStore::commit`](crate::CheckpointStore::commit) on what the
+    /// store holds for `next.stream` (`stored`), made by every store in the same words.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when nothing is stored or its `(seq, epoch)` is not `guard`;
+    /// [`Error::Invalid`] when `next` breaks [`Checkpoint::check_successor`].
+    pub fn check_commit(
+        stored: Option<&Checkpoint>,
+        guard: CommitGuard,
+        next: &Checkpoint,
+    ) -> Result<()> {
+        let Some(stored) = stored else {
+            return Err(Error::conflict(
+                &next.stream,
+                "no checkpoint is stored: the stream was never acquired",
+            ));
+        };
+        if stored.guard() != guard {
+            return Err(Error::conflict(
+                &next.stream,
+                format!(
+                    "expected seq {} epoch {}, found seq {} epoch {}",
+                    guard.seq, guard.epoch, stored.seq, stored.epoch
+                ),
+            ));
+        }
+        stored.check_successor(next)
+    }
+
     /// Checks what a commit replacing `self` by `next` must satisfy, whatever the store:
     /// same stream, same epoch, `seq` unchanged (watermark-only commit) or plus one, `watermark`
     /// not decreasing, and a new batch carrying its manifest as `pending`.

@@ -84,6 +84,14 @@ pub struct AuditFields {
     pub metadata: Option<String>,
 }
 
+impl AuditFields {
+    /// `ip_address` when it is an IP address (surrounding blanks ignored), else `None`: what
+    /// the sinks can store as an address (the raw event keeps the text either way).
+    pub fn parsed_ip(&self) -> Option<std::net::IpAddr> {
+        self.ip_address.as_deref()?.trim().parse().ok()
+    }
+}
+
 /// A record the source could not turn into an [`Event`] (no id, no time, unparsable time, not
 /// JSON…). It is kept with its exact bytes and the reason, written to the sinks with the batch,
 /// and never blocks the stream.
@@ -119,5 +127,28 @@ impl Quarantined {
     pub fn with_time(mut self, occurred_at: Timestamp) -> Self {
         self.occurred_at = Some(occurred_at);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditFields;
+
+    #[test]
+    fn an_ip_address_is_parsed_or_none() {
+        let ip = |text: &str| {
+            AuditFields {
+                ip_address: Some(text.to_owned()),
+                ..AuditFields::default()
+            }
+            .parsed_ip()
+            .map(|a| a.to_string())
+        };
+        assert_eq!(ip(" 2001:DB8::1 ").as_deref(), Some("2001:db8::1"));
+        assert_eq!(ip("198.51.100.7").as_deref(), Some("198.51.100.7"));
+        for bad in ["not-an-ip", "10.1", "fe80::1%eth0", ""] {
+            assert_eq!(ip(bad), None, "{bad}");
+        }
+        assert_eq!(AuditFields::default().parsed_ip(), None);
     }
 }

@@ -233,22 +233,8 @@ impl CheckpointStore for MemoryCheckpointStore {
 
     async fn commit(&self, guard: CommitGuard, next: &Checkpoint) -> Result<()> {
         let mut map = lock(&self.checkpoints);
-        let Some(stored) = Self::get(&map, &next.stream)? else {
-            return Err(Error::conflict(
-                &next.stream,
-                "no checkpoint: acquire first",
-            ));
-        };
-        if stored.guard() != guard {
-            return Err(Error::conflict(
-                &next.stream,
-                format!(
-                    "expected seq {} epoch {}, found seq {} epoch {}",
-                    guard.seq, guard.epoch, stored.seq, stored.epoch
-                ),
-            ));
-        }
-        stored.check_successor(next)?;
+        let stored = Self::get(&map, &next.stream)?;
+        Checkpoint::check_commit(stored.as_ref(), guard, next)?;
         map.insert(next.stream.clone(), next.to_json());
         Ok(())
     }
