@@ -483,7 +483,7 @@ impl CloudflareClient {
                     bump(&self.counters.broken_bodies);
                     return Err(AttemptError::retry(format!(
                         "the response body was cut: {}",
-                        e.without_url()
+                        cflogs_core::error_chain(&e.without_url())
                     )));
                 }
             }

@@ -85,10 +85,8 @@ pub enum Error {
 impl From<Error> for cflogs_core::Error {
     fn from(e: Error) -> Self {
         match e {
+            // 429 and 5xx are retried by the client and arrive here as Exhausted.
             Error::Exhausted { .. } => cflogs_core::Error::transient("cloudflare request", e),
-            Error::Http { status, .. } if status >= 500 || status == 429 => {
-                cflogs_core::Error::transient("cloudflare request", e)
-            }
             other => cflogs_core::Error::fatal("cloudflare request", other),
         }
     }
