@@ -181,7 +181,8 @@ impl PostgresConfig {
         user: &str,
         password: Option<Secret>,
     ) -> Self {
-        // Start from defaults without reading the PG* variables of libpq: every part is given.
+        // Every part is given here; `new_without_pgpass` skips ~/.pgpass (sqlx still reads a few
+        // PG* variables of libpq, such as PGSSLROOTCERT, for what is not set below).
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(host)
             .port(port)

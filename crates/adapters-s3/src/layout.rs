@@ -7,6 +7,7 @@
 //! _quarantine/{stream}/part-{seq:020}.parquet                                    quarantined records
 //! _manifests/{stream}/{seq:020}.json                                             manifests
 //! _staging/{stream}/{seq:020}-e{epoch:020}/{n:04}.parquet                        staged objects
+//! _staging/{stream}/{seq:020}-e{epoch:020}/quarantine.parquet                    staged quarantine
 //! ```
 //!
 //! `{stream}` is [`StreamId::key_segment`] (no `/`). No final key starts with `_staging/`, so

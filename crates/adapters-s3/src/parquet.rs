@@ -395,7 +395,8 @@ pub struct EncodedObject {
 }
 
 /// Encodes `events` of `dataset` into one Parquet file in memory, with `ingestion` as the
-/// `ingestion_time` of every row. The archive's sink writes the same bytes (it streams them).
+/// `ingestion_time` of every row: the columns and encoding of the archive's objects (the sink
+/// also splits a batch by hour and adds `cflogs.*` key-value metadata).
 ///
 /// # Errors
 /// [`cflogs_core::Error::Fatal`] when an event's raw bytes are not UTF-8 or the encoder fails.

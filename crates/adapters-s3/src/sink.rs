@@ -11,11 +11,13 @@
 //!   [`Error::Fatal`] (lost data).
 //! - `sweep` deletes stale staged objects (see the port's contract).
 //!
-//! Memory: a batch is capped by the pipeline (64 MiB of raw JSON by default). While staging,
-//! the encoder holds one chunk of rows as Arrow arrays (8,192 rows by default) and the pages of
-//! one row group (at most 65,536 rows, compressed); finished row groups go straight to the
-//! upload, which holds at most the multipart threshold (16 MiB) before switching to multipart,
-//! then one part being filled and `max_concurrency` parts in flight (8 MiB each).
+//! Memory: a batch is capped by the pipeline (10,000 events and 64 MiB of raw JSON by
+//! default). While staging, the encoder holds one chunk of rows as Arrow arrays (8,192 rows by
+//! default) and the compressed pages of the current row group (at most 65,536 rows), which
+//! reaches the upload only when complete: with the default caps an object is one row group,
+//! sent when the file is finished. Larger objects are buffered up to the multipart threshold
+//! (16 MiB), then sent in parts that start uploading as they are cut; the writer waits for the
+//! parts in flight to drop to `max_concurrency` before encoding more.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,8 @@
 //!
 //! A busy or locked database (another process holds the write lock past the busy timeout) and
 //! I/O errors are transient; a file that cannot be opened, is read-only, is not a database or
-//! is corrupt is fatal, with a message naming `CFLOGS_SQLITE_PATH`.
+//! is corrupt is fatal. Failing to open it names `CFLOGS_SQLITE_PATH`; a later failure names
+//! the statement's context.
 
 use std::path::PathBuf;
 

@@ -90,6 +90,23 @@ enum Command {
     },
 }
 
+/// The variables read from the process environment only (before the settings are loaded, so
+/// not from `.env` or the TOML file), listed by `config --list` after [`config::VARIABLES`].
+const PROCESS_VARIABLES: &[(&str, &str)] = &[
+    (
+        "CFLOGS_LOG",
+        "log filter, e.g. info or cflogs=debug,info (process environment only; default info)",
+    ),
+    (
+        "CFLOGS_LOG_FORMAT",
+        "human or json, like --log-format (process environment only; default human)",
+    ),
+    (
+        "CFLOGS_CONFIG",
+        "TOML file with settings and [[accounts]], like --config (process environment only)",
+    ),
+];
+
 /// A variable of the process environment, unless it is unset or empty.
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -160,7 +177,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
     }
     // The list of variables needs no settings: a broken .env or TOML file must not hide it.
     if let Command::Config { list: true } = &cli.command {
-        for (name, what) in config::VARIABLES {
+        for (name, what) in config::VARIABLES.iter().chain(PROCESS_VARIABLES) {
             println!("{name:<38} {what}");
         }
         return Ok(ExitCode::SUCCESS);
