@@ -281,19 +281,7 @@ impl ParquetArchive {
                 .await?;
             objects.push(object);
         }
-        Ok(Manifest {
-            version: Manifest::VERSION,
-            stream: batch.stream.clone(),
-            dataset: batch.dataset.clone(),
-            seq: request.seq,
-            epoch: request.epoch,
-            window: batch.window,
-            events: batch.events.len() as u64,
-            quarantined: batch.quarantined.len() as u64,
-            objects,
-            prev: request.prev,
-            created_at: request.now,
-        })
+        Ok(request.manifest(batch, objects))
     }
 
     async fn publish_object(&self, o: &ManifestObject) -> Result<()> {

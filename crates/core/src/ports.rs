@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Batch, Checkpoint, CommitGuard, Dataset, Digest, Epoch, FetchRequest, Fetched, Manifest,
-    StreamId, Timestamp,
+    ManifestObject, StreamId, Timestamp,
 };
 use crate::error::Result;
 
@@ -117,6 +117,26 @@ pub struct StageRequest {
     pub prev: Digest,
     /// The manifest's `created_at`.
     pub now: Timestamp,
+}
+
+impl StageRequest {
+    /// The manifest of `batch` staged as `objects` under this request: the fields every
+    /// [`ArchiveSink::stage`] fills the same way.
+    pub fn manifest(&self, batch: &Batch, objects: Vec<ManifestObject>) -> Manifest {
+        Manifest {
+            version: Manifest::VERSION,
+            stream: batch.stream.clone(),
+            dataset: batch.dataset.clone(),
+            seq: self.seq,
+            epoch: self.epoch,
+            window: batch.window,
+            events: batch.events.len() as u64,
+            quarantined: batch.quarantined.len() as u64,
+            objects,
+            prev: self.prev,
+            created_at: self.now,
+        }
+    }
 }
 
 /// The long-term archive (Parquet on S3, a local directory, memory).

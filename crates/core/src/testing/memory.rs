@@ -540,19 +540,7 @@ impl ArchiveSink for MemoryArchive {
         for (key, bytes) in staged {
             self.put_object(&key, bytes);
         }
-        Ok(Manifest {
-            version: Manifest::VERSION,
-            stream: batch.stream.clone(),
-            dataset: batch.dataset.clone(),
-            seq: request.seq,
-            epoch: request.epoch,
-            window: batch.window,
-            events: batch.events.len() as u64,
-            quarantined: batch.quarantined.len() as u64,
-            objects,
-            prev: request.prev,
-            created_at: request.now,
-        })
+        Ok(request.manifest(batch, objects))
     }
 
     async fn publish(&self, manifest: &Manifest) -> Result<()> {
