@@ -89,6 +89,15 @@ fn is_data_exception(error: &PgError) -> bool {
 /// Fewest events worth a slice of their own.
 pub(crate) const MIN_SLICE: usize = 1_000;
 
+/// The contiguous `[from, to)` ranges `n` events are written in: up to `parallelism`, at most
+/// one per [`MIN_SLICE`] events, covering every event once.
+fn slices(n: usize, parallelism: usize) -> Vec<(usize, usize)> {
+    let count = parallelism.min(n / MIN_SLICE).max(1);
+    (0..count)
+        .map(|k| (k * n / count, (k + 1) * n / count))
+        .collect()
+}
+
 /// The analytics sink on PostgreSQL. Cheap to clone; see the module documentation.
 #[derive(Clone, Debug)]
 pub struct PostgresSink {
@@ -97,15 +106,12 @@ pub struct PostgresSink {
 }
 
 impl PostgresSink {
-    /// Default number of slices a large batch is written in, concurrently.
-    pub const DEFAULT_PARALLELISM: usize = 2;
-
     /// A sink writing through `pool` into a database prepared by
     /// [`PostgresClient::migrate`](crate::PostgresClient::migrate).
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            parallelism: Self::DEFAULT_PARALLELISM,
+            parallelism: crate::PostgresConfig::DEFAULT_WRITE_PARALLELISM as usize,
         }
     }
 
@@ -228,11 +234,7 @@ impl AnalyticsSink for PostgresSink {
         if batch.is_empty() {
             return Ok(WriteReport::default());
         }
-        let n = batch.events.len();
-        let slices = self.parallelism.min(n / MIN_SLICE).max(1);
-        let bounds: Vec<(usize, usize)> = (0..slices)
-            .map(|k| (k * n / slices, (k + 1) * n / slices))
-            .collect();
+        let bounds = slices(batch.events.len(), self.parallelism);
         let results = join_all(bounds.iter().enumerate().map(|(k, &(from, to))| {
             // The quarantined records ride with the first slice.
             let quarantined: &[Quarantined] = if k == 0 { &batch.quarantined } else { &[] };
@@ -247,5 +249,28 @@ impl AnalyticsSink for PostgresSink {
             report.quarantined += part.quarantined;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slices;
+
+    #[test]
+    fn a_batch_is_cut_into_contiguous_slices_of_at_least_a_thousand() {
+        assert_eq!(slices(10_000, 2), [(0, 5_000), (5_000, 10_000)]);
+        assert_eq!(
+            slices(10_001, 3),
+            [(0, 3_333), (3_333, 6_667), (6_667, 10_001)]
+        );
+        assert_eq!(
+            slices(1_999, 2),
+            [(0, 1_999)],
+            "two slices need 2 x 1,000 events"
+        );
+        assert_eq!(slices(2_000, 8), [(0, 1_000), (1_000, 2_000)]);
+        assert_eq!(slices(5, 4), [(0, 5)]);
+        assert_eq!(slices(10_000, 1), [(0, 10_000)]);
+        assert_eq!(slices(10_000, 0), [(0, 10_000)], "0 means one transaction");
     }
 }
