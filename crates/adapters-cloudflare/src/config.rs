@@ -20,17 +20,6 @@ pub enum Credentials {
     },
 }
 
-impl Credentials {
-    /// Who the rate budget belongs to, without the secret: Cloudflare counts requests per
-    /// token (or per user for the legacy key).
-    pub fn owner_label(&self) -> String {
-        match self {
-            Credentials::Token(_) => "api token".to_owned(),
-            Credentials::Legacy { email, .. } => format!("legacy key of {email}"),
-        }
-    }
-}
-
 /// Requests allowed per period for one token. Cloudflare allows 1200 per 5 minutes; one more
 /// blocks *every* call of the token for 5 minutes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

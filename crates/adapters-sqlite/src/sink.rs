@@ -7,6 +7,9 @@
 //! nanosecond. Only `ip_address` is normalized: the canonical address, or NULL when the source
 //! sent something that is not one (the text stays in `raw_event`).
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use cflogs_core::domain::rfc3339_nanos;
 use cflogs_core::{AnalyticsSink, Batch, Dataset, Event, Fields, Quarantined, Result, WriteReport};
@@ -32,6 +35,25 @@ pub(crate) fn insert_sql(table: &str, columns: &str, rows: usize) -> String {
         "INSERT INTO {table} ({columns}) VALUES {} ON CONFLICT DO NOTHING",
         vec![row; rows].join(", ")
     )
+}
+
+/// The statements for full chunks, built once: only a batch's last chunk needs its own.
+static FULL_AUDIT: OnceLock<String> = OnceLock::new();
+static FULL_RAW: OnceLock<String> = OnceLock::new();
+static FULL_QUARANTINE: OnceLock<String> = OnceLock::new();
+
+/// The insert statement for a chunk of `rows` rows: the cached one for a full chunk.
+fn statement<'a>(
+    full: &'a OnceLock<String>,
+    table: &str,
+    columns: &str,
+    rows: usize,
+) -> Cow<'a, str> {
+    if rows == ROWS_PER_STATEMENT {
+        Cow::Borrowed(full.get_or_init(|| insert_sql(table, columns, rows)))
+    } else {
+        Cow::Owned(insert_sql(table, columns, rows))
+    }
 }
 
 type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -105,9 +127,9 @@ impl SqliteSink {
         let mut inserted = 0;
         for chunk in batch.events.chunks(ROWS_PER_STATEMENT) {
             let text = if audit {
-                insert_sql("audit_logs", AUDIT_COLUMNS, chunk.len())
+                statement(&FULL_AUDIT, "audit_logs", AUDIT_COLUMNS, chunk.len())
             } else {
-                insert_sql("raw_events", RAW_COLUMNS, chunk.len())
+                statement(&FULL_RAW, "raw_events", RAW_COLUMNS, chunk.len())
             };
             let mut query = sqlx::query(&text);
             for event in chunk {
@@ -130,7 +152,12 @@ impl SqliteSink {
         }
         let mut quarantined = 0;
         for chunk in batch.quarantined.chunks(ROWS_PER_STATEMENT) {
-            let text = insert_sql("quarantine", QUARANTINE_COLUMNS, chunk.len());
+            let text = statement(
+                &FULL_QUARANTINE,
+                "quarantine",
+                QUARANTINE_COLUMNS,
+                chunk.len(),
+            );
             let mut query = sqlx::query(&text);
             for q in chunk {
                 let Quarantined {

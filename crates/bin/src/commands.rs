@@ -259,10 +259,7 @@ pub async fn migrate(config: &Config) -> Result<()> {
             println!("PostgreSQL {}: {report:?}", pg.endpoint());
         }
         crate::config::Analytics::Sqlite(lite) => {
-            if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            cflogs_sqlite::SqliteClient::open(lite).await?;
+            crate::wiring::open_sqlite(lite).await?;
             println!("SQLite {}: schema up to date", lite.path().display());
         }
     }

@@ -81,22 +81,17 @@ pub async fn doctor(config: &Config) -> Result<bool> {
             }
             Err(e) => line(false, "database (PostgreSQL)", &error_chain(&e)),
         },
-        Analytics::Sqlite(lite) => {
-            if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
-                let _ = std::fs::create_dir_all(dir);
+        Analytics::Sqlite(lite) => match crate::wiring::open_sqlite(lite).await {
+            Ok(client) => {
+                client.close().await;
+                line(
+                    true,
+                    "database (SQLite)",
+                    &format!("{} opened in WAL mode", lite.path().display()),
+                )
             }
-            match cflogs_sqlite::SqliteClient::open(lite).await {
-                Ok(client) => {
-                    client.close().await;
-                    line(
-                        true,
-                        "database (SQLite)",
-                        &format!("{} opened in WAL mode", lite.path().display()),
-                    )
-                }
-                Err(e) => line(false, "database (SQLite)", &error_chain(&e)),
-            }
-        }
+            Err(e) => line(false, "database (SQLite)", &format!("{e:#}")),
+        },
     };
 
     let what = format!("archive ({})", config.archive.describe());

@@ -51,16 +51,7 @@ impl Wired {
                     )
                 }
                 Analytics::Sqlite(lite) => {
-                    if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("cannot create {}", dir.display()))?;
-                    }
-                    let client =
-                        cflogs_sqlite::SqliteClient::open(lite)
-                            .await
-                            .with_context(|| {
-                                format!("cannot open SQLite at {}", lite.path().display())
-                            })?;
+                    let client = open_sqlite(lite).await?;
                     info!(path = %lite.path().display(), "analytics and checkpoints: SQLite (embedded default; set DATABASE_URL for PostgreSQL)");
                     (
                         Arc::new(client.checkpoint_store()),
@@ -122,4 +113,17 @@ impl Wired {
             policy,
         )?)
     }
+}
+
+/// Opens (creating it and its directory if missing) the SQLite file of `lite`: the embedded
+/// default lives under `CFLOGS_DATA_DIR`, which need not exist yet.
+pub async fn open_sqlite(
+    lite: &cflogs_sqlite::SqliteConfig,
+) -> Result<cflogs_sqlite::SqliteClient> {
+    if let Some(dir) = lite.path().parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    cflogs_sqlite::SqliteClient::open(lite)
+        .await
+        .with_context(|| format!("cannot open SQLite at {}", lite.path().display()))
 }
