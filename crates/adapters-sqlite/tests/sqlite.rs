@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cflogs_core::testing::conformance::{self, AnalyticsProbe, sample_manifest};
-use cflogs_core::testing::samples::audit_events;
+use cflogs_core::testing::conformance::{self, AnalyticsProbe};
+use cflogs_core::testing::samples::{self, audit_events};
 use cflogs_core::{
     AnalyticsSink, AuditFields, Batch, Checkpoint, CheckpointStore, Dataset, Error, Event, EventId,
-    Fields, Quarantined, Result, StreamId, Timestamp, Window,
+    Fields, Quarantined, Result, StreamId, Timestamp,
 };
 use cflogs_sqlite::{SqliteClient, SqliteConfig, SqlitePool};
 use chrono::TimeZone;
@@ -106,67 +106,14 @@ async fn the_file_is_in_wal_mode_and_survives_a_reopen() {
     );
 }
 
-fn next_batch(current: &Checkpoint, i: i64) -> Checkpoint {
-    let m = sample_manifest(
-        &current.stream,
-        current.seq + 1,
-        current.epoch,
-        current.chain_head,
-    );
-    Checkpoint {
-        seq: current.seq + 1,
-        watermark: current.watermark + chrono::Duration::nanoseconds(i + 1),
-        chain_head: m.hash(),
-        pending: Some(m),
-        ..current.clone()
-    }
-}
-
 /// Committers in this process (sharing the writer) and in a second client on the same file
 /// (its own writer connection, as another process would have): one wins each seq.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_committers_on_one_stream_exactly_one_wins_each_seq() {
     let file = test_file();
-    let first = Arc::new(open(&file).await.checkpoint_store());
-    let second = Arc::new(open(&file).await.checkpoint_store());
-    let stream = StreamId::new("race/a").unwrap();
-    let mut current = first.acquire(&stream, t0()).await.unwrap();
-    for round in 0..5u64 {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..8 {
-            let store = if i % 2 == 0 {
-                first.clone()
-            } else {
-                second.clone()
-            };
-            let guard = current.guard();
-            let candidate = next_batch(&current, i);
-            tasks.spawn(async move {
-                let result = store.commit(guard, &candidate).await;
-                (candidate, result)
-            });
-        }
-        let mut winners = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (candidate, result) = joined.unwrap();
-            match result {
-                Ok(()) => winners.push(candidate),
-                Err(Error::Conflict { .. }) => {}
-                Err(other) => {
-                    panic!("round {round}: a losing commit must be a Conflict, got {other:?}")
-                }
-            }
-        }
-        assert_eq!(
-            winners.len(),
-            1,
-            "round {round}: exactly one of 8 committers wins"
-        );
-        let stored = second.load(&stream).await.unwrap().unwrap();
-        assert_eq!(stored, winners[0]);
-        assert_eq!(stored.seq, round + 1);
-        current = stored;
-    }
+    let first = open(&file).await.checkpoint_store();
+    let second = open(&file).await.checkpoint_store();
+    conformance::commit_race(&[&first, &second], &StreamId::new("race/a").unwrap(), 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,17 +159,12 @@ fn batch(
     events: Vec<Event>,
     quarantined: Vec<Quarantined>,
 ) -> Batch {
-    Batch {
-        stream: StreamId::new(stream).unwrap(),
+    samples::batch(
+        &StreamId::new(stream).unwrap(),
         dataset,
-        window: Window::new(
-            t0() - chrono::Duration::hours(1),
-            t0() + chrono::Duration::hours(1),
-        )
-        .unwrap(),
         events,
         quarantined,
-    }
+    )
 }
 
 #[tokio::test]

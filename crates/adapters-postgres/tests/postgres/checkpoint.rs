@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cflogs_core::testing::conformance::sample_manifest;
+use cflogs_core::testing::conformance;
 use cflogs_core::{Checkpoint, CheckpointStore, Error, StreamId, Timestamp};
 use cflogs_postgres::PostgresClient;
 use chrono::TimeZone;
@@ -14,67 +14,14 @@ fn t0() -> Timestamp {
         + chrono::Duration::nanoseconds(123_456_789)
 }
 
-/// The batch commit that follows `current`, distinguishable by `i`.
-fn next_batch(current: &Checkpoint, i: i64) -> Checkpoint {
-    let m = sample_manifest(
-        &current.stream,
-        current.seq + 1,
-        current.epoch,
-        current.chain_head,
-    );
-    Checkpoint {
-        seq: current.seq + 1,
-        watermark: current.watermark + chrono::Duration::nanoseconds(i + 1),
-        chain_head: m.hash(),
-        pending: Some(m),
-        ..current.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_committers_on_one_stream_exactly_one_wins_each_seq() {
+    // One store over 8 pooled connections: the commits really run side by side.
     let db = TestDb::new().await;
     let config = db.config.clone().with_pool_size(8).unwrap();
     let client = PostgresClient::connect(&config).await.unwrap();
-    let store = Arc::new(client.checkpoint_store());
-    let stream = StreamId::new("race/a").unwrap();
-    let mut current = store.acquire(&stream, t0()).await.unwrap();
-
-    for round in 0..5 {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..8 {
-            let store = store.clone();
-            let guard = current.guard();
-            let candidate = next_batch(&current, i);
-            tasks.spawn(async move {
-                let result = store.commit(guard, &candidate).await;
-                (candidate, result)
-            });
-        }
-        let mut winners = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (candidate, result) = joined.unwrap();
-            match result {
-                Ok(()) => winners.push(candidate),
-                Err(Error::Conflict { .. }) => {}
-                Err(other) => {
-                    panic!("round {round}: a losing commit must be a Conflict, got {other:?}")
-                }
-            }
-        }
-        assert_eq!(
-            winners.len(),
-            1,
-            "round {round}: exactly one of 8 committers wins"
-        );
-        let stored = store.load(&stream).await.unwrap().unwrap();
-        assert_eq!(
-            stored, winners[0],
-            "round {round}: the winner is what is stored"
-        );
-        assert_eq!(stored.seq, round + 1);
-        current = stored;
-    }
+    let store = client.checkpoint_store();
+    conformance::commit_race(&[&store], &StreamId::new("race/a").unwrap(), 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +90,7 @@ async fn a_commit_whose_outcome_is_unknown_is_transient_and_load_resolves_it() {
     let cp = proxied.acquire(&stream, t0()).await.unwrap();
 
     // The COMMIT reaches the server, its answer never comes back: applied.
-    let applied = next_batch(&cp, 0);
+    let applied = conformance::successor(&cp, chrono::Duration::nanoseconds(1));
     proxy.arm(Cut::AfterCommitSent);
     let result = proxied.commit(cp.guard(), &applied).await;
     assert!(
@@ -157,7 +104,7 @@ async fn a_commit_whose_outcome_is_unknown_is_transient_and_load_resolves_it() {
     );
 
     // The connection goes before the COMMIT is sent: not applied.
-    let lost = next_batch(&applied, 1);
+    let lost = conformance::successor(&applied, chrono::Duration::nanoseconds(2));
     proxy.arm(Cut::BeforeCommitSent);
     let result = proxied.commit(applied.guard(), &lost).await;
     assert!(

@@ -2,10 +2,10 @@
 //! one event read by two streams.
 
 use bytes::Bytes;
-use cflogs_core::testing::samples::{audit_event, audit_events};
+use cflogs_core::testing::samples::{self, audit_event, audit_events};
 use cflogs_core::{
     AnalyticsSink, AuditFields, Batch, Dataset, Event, EventId, Fields, Quarantined, StreamId,
-    Timestamp, Window,
+    Timestamp,
 };
 use chrono::TimeZone;
 
@@ -24,17 +24,12 @@ fn batch(
     events: Vec<Event>,
     quarantined: Vec<Quarantined>,
 ) -> Batch {
-    Batch {
-        stream: StreamId::new(stream).unwrap(),
+    samples::batch(
+        &StreamId::new(stream).unwrap(),
         dataset,
-        window: Window::new(
-            t0() - chrono::Duration::hours(1),
-            t0() + chrono::Duration::hours(1),
-        )
-        .unwrap(),
         events,
         quarantined,
-    }
+    )
 }
 
 fn odd(id: &str, n: i64, raw: &[u8], ip: Option<&str>, metadata: Option<&str>) -> Event {

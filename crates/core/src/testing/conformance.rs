@@ -64,6 +64,72 @@ pub fn sample_manifest(stream: &StreamId, seq: u64, epoch: Epoch, prev: Digest) 
     }
 }
 
+/// The batch commit that follows `current`: `seq + 1` with its manifest pending and chained,
+/// the watermark `step` later.
+pub fn successor(current: &Checkpoint, step: chrono::Duration) -> Checkpoint {
+    let m = sample_manifest(
+        &current.stream,
+        current.seq + 1,
+        current.epoch,
+        current.chain_head,
+    );
+    Checkpoint {
+        seq: current.seq + 1,
+        watermark: current.watermark + step,
+        chain_head: m.hash(),
+        pending: Some(m),
+        ..current.clone()
+    }
+}
+
+/// `rounds` rounds of 8 concurrent batch commits with one guard on `stream`, sent through
+/// `stores` in turn (one store over a pool, or several clients of one database): in each round
+/// exactly one MUST win, the others MUST get `Conflict`, and every store MUST then load the
+/// winner.
+pub async fn commit_race(stores: &[&dyn CheckpointStore], stream: &StreamId, rounds: u64) {
+    assert!(!stores.is_empty(), "at least one store");
+    let mut current = stores[0]
+        .acquire(stream, at(2026, 11, 25, 9, 0, 0, 123_456_789))
+        .await
+        .expect("acquire");
+    for round in 0..rounds {
+        let candidates: Vec<Checkpoint> = (0..8)
+            .map(|i| successor(&current, chrono::Duration::nanoseconds(i + 1)))
+            .collect();
+        let results = futures::future::join_all(
+            candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| stores[i % stores.len()].commit(current.guard(), c)),
+        )
+        .await;
+        let mut winners = Vec::new();
+        for (candidate, result) in candidates.iter().zip(&results) {
+            match result {
+                Ok(()) => winners.push(candidate),
+                Err(e) => assert!(
+                    e.is_conflict(),
+                    "round {round}: a losing commit MUST be a Conflict, got {e:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one of 8 committers MUST win"
+        );
+        for store in stores {
+            let stored = store.load(stream).await.expect("load").expect("stored");
+            assert_eq!(
+                &stored, winners[0],
+                "round {round}: every store sees the winner"
+            );
+            assert_eq!(stored.seq, round + 1);
+        }
+        current = winners[0].clone();
+    }
+}
+
 fn expect_conflict<T: std::fmt::Debug>(result: Result<T>, clause: &str) {
     match result {
         Err(Error::Conflict { .. }) => {}
@@ -225,16 +291,7 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
     );
     let current = store.load(&a).await.expect("load").expect("exists");
     let batch_candidates: Vec<Checkpoint> = (1..=8)
-        .map(|i| {
-            let m = sample_manifest(&a, current.seq + 1, current.epoch, current.chain_head);
-            Checkpoint {
-                seq: current.seq + 1,
-                watermark: current.watermark + chrono::Duration::seconds(i),
-                chain_head: m.hash(),
-                pending: Some(m),
-                ..current.clone()
-            }
-        })
+        .map(|i| successor(&current, chrono::Duration::seconds(i)))
         .collect();
     let results = futures::future::join_all(
         batch_candidates
@@ -278,20 +335,7 @@ pub trait AnalyticsProbe: Send + Sync {
 }
 
 fn batch(stream: &StreamId, events: Vec<crate::Event>, quarantined: Vec<Quarantined>) -> Batch {
-    let from = events
-        .iter()
-        .map(|e| e.occurred_at)
-        .min()
-        .unwrap_or_else(|| at(2026, 11, 25, 0, 0, 0, 0));
-    let to =
-        events.iter().map(|e| e.occurred_at).max().unwrap_or(from) + chrono::Duration::seconds(1);
-    Batch {
-        stream: stream.clone(),
-        dataset: Dataset::audit_logs(),
-        window: Window::new(from, to).unwrap_or_else(|e| panic!("{e}")),
-        events,
-        quarantined,
-    }
+    super::samples::batch(stream, Dataset::audit_logs(), events, quarantined)
 }
 
 fn ids_of(events: &[crate::Event]) -> Vec<EventId> {

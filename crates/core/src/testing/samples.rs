@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 
-use crate::domain::{AuditFields, Event, EventId, Fields, Timestamp};
+use crate::domain::{
+    AuditFields, Batch, Dataset, Event, EventId, Fields, Quarantined, StreamId, Timestamp, Window,
+};
 
 const ACTIONS: [&str; 6] = [
     "login",
@@ -74,4 +76,31 @@ pub fn audit_events(
     (0..count)
         .map(|i| audit_event(account, first + i, start + step * i as i32))
         .collect()
+}
+
+/// A batch of `events` and `quarantined` of `stream`, whose window is the one second past the
+/// events' times (a fixed time when there are none).
+pub fn batch(
+    stream: &StreamId,
+    dataset: Dataset,
+    events: Vec<Event>,
+    quarantined: Vec<Quarantined>,
+) -> Batch {
+    let from = events
+        .iter()
+        .map(|e| e.occurred_at)
+        .min()
+        .unwrap_or_else(|| {
+            chrono::DateTime::from_timestamp(1_795_564_800, 0)
+                .unwrap_or_else(|| unreachable!("2026-11-25 is a valid time"))
+        });
+    let to =
+        events.iter().map(|e| e.occurred_at).max().unwrap_or(from) + chrono::Duration::seconds(1);
+    Batch {
+        stream: stream.clone(),
+        dataset,
+        window: Window::new(from, to).unwrap_or_else(|e| unreachable!("from < to: {e}")),
+        events,
+        quarantined,
+    }
 }
