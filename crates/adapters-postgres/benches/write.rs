@@ -12,17 +12,14 @@
 //! the same machine. The ceiling's rows are encoded before the clock starts; the sink's
 //! encoding is part of what it measures. `CFLOGS_BENCH_KEEP=1` keeps the database afterwards.
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use cflogs_core::testing::samples::audit_events;
 use cflogs_core::{AnalyticsSink, Batch, Dataset, Event, Fields, StreamId, Window};
+use cflogs_integration::TestDatabase;
 use cflogs_postgres::{PostgresClient, PostgresConfig, Secret};
 use chrono::TimeZone;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
 
-const URL_VAR: &str = "CFLOGS_TEST_DATABASE_URL";
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -86,29 +83,14 @@ fn rate(events: u64, elapsed: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Ok(url) = std::env::var(URL_VAR) else {
-        eprintln!(
-            "bench not run: {URL_VAR} is not set. Set {URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres \
-             (a role that may create databases), or `source scripts/services/postgres.sh` first"
-        );
-        std::process::exit(2);
-    };
+    // A database of its own from the integration harness (the server named by
+    // CFLOGS_TEST_DATABASE_URL, or a container), dropped at the end, also on a panic.
+    let db = TestDatabase::new().await;
     let batches = env_number("CFLOGS_BENCH_BATCHES", 10);
     let size = env_number("CFLOGS_BENCH_BATCH_SIZE", 10_000);
 
-    let admin = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
-    let name = format!("cflogs_bench_{}", std::process::id());
-    let mut conn = admin.connect().await.expect("connect to the bench server");
-    conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await
-        .expect("drop an old bench database");
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create the bench database");
-
-    let config = PostgresConfig::from_url(&Secret::new(url.clone()))
+    let config = PostgresConfig::from_url(&Secret::new(db.url()))
         .expect("config")
-        .with_database(&name)
         .with_pool_size(8)
         .expect("pool size");
     let client = PostgresClient::connect(&config).await.expect("connect");
@@ -239,11 +221,7 @@ async fn main() {
 
     client.close().await;
     if std::env::var_os("CFLOGS_BENCH_KEEP").is_some() {
-        println!("kept the bench database {name} (CFLOGS_BENCH_KEEP)");
-        return;
+        println!("kept the bench database {} (CFLOGS_BENCH_KEEP)", db.name());
+        std::mem::forget(db);
     }
-    let _ = conn
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    let _ = conn.close().await;
 }
