@@ -20,7 +20,6 @@ use cflogs_integration::TestDatabase;
 use cflogs_postgres::{PostgresClient, PostgresConfig, Secret};
 use chrono::TimeZone;
 
-
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

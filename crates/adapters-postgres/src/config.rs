@@ -506,23 +506,61 @@ impl fmt::Debug for PostgresConfig {
     }
 }
 
-/// Whether a URL carries a password (`scheme://user:password@…`).
-fn url_has_password(url: &str) -> bool {
-    userinfo(url).is_some_and(|info| info.contains(':'))
-}
-
-fn userinfo(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    authority.rfind('@').map(|at| &authority[..at])
-}
-
-/// `text` with the URL's password, if any, replaced by `***` (parser messages may quote it).
-fn redact_error(text: &str, url: &str) -> String {
-    match userinfo(url).and_then(|info| info.split_once(':')) {
-        Some((_, password)) if !password.is_empty() => text.replace(password, "***"),
-        _ => text.to_owned(),
+/// The byte ranges of the passwords in a PostgreSQL URL: in the user info
+/// (`scheme://user:password@…`) and in `password=` query parameters (which libpq and sqlx
+/// accept too).
+fn password_ranges(url: &str) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let Some(scheme) = url.find("://") else {
+        return ranges;
+    };
+    let start = scheme + 3;
+    let end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    if let Some(at) = url[start..end].rfind('@')
+        && let Some(colon) = url[start..start + at].find(':')
+    {
+        ranges.push(start + colon + 1..start + at);
     }
+    if let Some(q) = url.find('?') {
+        let mut offset = q + 1;
+        for param in url[q + 1..].split('&') {
+            if let Some((key, _)) = param.split_once('=')
+                && key.eq_ignore_ascii_case("password")
+            {
+                ranges.push(offset + key.len() + 1..offset + param.len());
+            }
+            offset += param.len() + 1;
+        }
+    }
+    ranges.retain(|r| !r.is_empty());
+    ranges
+}
+
+/// Whether a URL carries a password.
+fn url_has_password(url: &str) -> bool {
+    !password_ranges(url).is_empty()
+}
+
+/// `url` with every password in it (user info, `password=` parameter) replaced by `***`: for
+/// showing a `DATABASE_URL`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    // From the end, so earlier ranges stay valid.
+    for range in password_ranges(url).into_iter().rev() {
+        out.replace_range(range, "***");
+    }
+    out
+}
+
+/// `text` with the URL's passwords, if any, replaced by `***` (parser messages may quote them).
+fn redact_error(text: &str, url: &str) -> String {
+    password_ranges(url)
+        .into_iter()
+        .fold(text.to_owned(), |text, range| {
+            text.replace(&url[range], "***")
+        })
 }
 
 #[cfg(test)]
@@ -639,6 +677,31 @@ mod tests {
         assert_eq!(
             redact_error("bad p4ss here", "postgres://u:p4ss@h"),
             "bad *** here"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_the_user_info_and_the_query() {
+        assert_eq!(
+            redact_url("postgres://u:s3cret@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/d?sslmode=require&password=s3cret"),
+            "postgres://u@h/d?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:a@h/d?PASSWORD=b&x=1"),
+            "postgres://u:***@h/d?PASSWORD=***&x=1"
+        );
+        assert_eq!(
+            redact_url("postgres://h/d?x=a:b@c"),
+            "postgres://h/d?x=a:b@c"
+        );
+        assert!(url_has_password("postgres://u@h/d?password=p"));
+        assert_eq!(
+            redact_error("no q5 for you", "postgres://h/d?password=q5"),
+            "no *** for you"
         );
     }
 }

@@ -33,7 +33,9 @@ mod sink;
 
 pub use checkpoint::PostgresCheckpointStore;
 pub use client::PostgresClient;
-pub use config::{PostgresConfig, Secret, SettingsOrigin, TimescaleConfig, TimescaleMode};
+pub use config::{
+    PostgresConfig, Secret, SettingsOrigin, TimescaleConfig, TimescaleMode, redact_url,
+};
 pub use schema::{SchemaReport, TimescaleStatus};
 pub use sink::PostgresSink;
 pub use sqlx::postgres::{PgPool, PgSslMode};

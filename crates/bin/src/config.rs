@@ -146,8 +146,6 @@ pub struct AccountStream {
 pub struct Settings {
     values: BTreeMap<String, (String, &'static str)>,
     accounts: Vec<AccountStream>,
-    /// The TOML file read, if any.
-    pub file: Option<PathBuf>,
 }
 
 fn parse_api(text: &str, var: &str) -> Result<AuditApi> {
@@ -167,7 +165,6 @@ impl Settings {
         let mut settings = Settings::default();
         if let Some(path) = file {
             settings.read_toml(path)?;
-            settings.file = Some(path.to_owned());
         }
         if let Some(path) = dotenv.filter(|p| p.exists()) {
             for item in dotenvy::from_path_iter(path)
@@ -313,7 +310,7 @@ impl Settings {
                 let shown = if SECRETS.contains(&k.as_str()) {
                     "***".to_owned()
                 } else if k == "DATABASE_URL" {
-                    mask_url_password(v)
+                    cflogs_postgres::redact_url(v)
                 } else {
                     v.clone()
                 };
@@ -328,20 +325,6 @@ impl Settings {
             ));
         }
         lines
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn mask_url_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -500,11 +483,11 @@ impl Config {
                     settings.lookup(),
                 )?))
             } else {
-                let mut sqlite = cflogs_sqlite::SqliteConfig::from_env(settings.lookup())?;
-                if settings.get("CFLOGS_SQLITE_PATH").is_none() {
-                    sqlite = cflogs_sqlite::SqliteConfig::new(data_dir.join("cflogs.sqlite3"));
-                }
-                Analytics::Sqlite(sqlite)
+                // Under CFLOGS_DATA_DIR unless CFLOGS_SQLITE_PATH says otherwise.
+                Analytics::Sqlite(match settings.get("CFLOGS_SQLITE_PATH") {
+                    Some(_) => cflogs_sqlite::SqliteConfig::from_env(settings.lookup())?,
+                    None => cflogs_sqlite::SqliteConfig::new(data_dir.join("cflogs.sqlite3")),
+                })
             };
         let archive = if let Some(url) = settings.get("CFLOGS_ARCHIVE_URL") {
             cflogs_s3::ArchiveConfig::from_url(&url)?.apply_lookup(settings.lookup())?
