@@ -39,7 +39,7 @@ pub use parquet::{EncodedObject, EventSchema, encode_events};
 pub use read::{Decoded, decode_object};
 pub use sink::ParquetArchive;
 pub use store::build_store;
-pub use verify::{Finding, VerifyReport, verify};
+pub use verify::{Finding, VerifyReport, verify, verify_streams};
 
 /// The `object_store` crate this archive is built on, for callers that pass their own store.
 pub use object_store;

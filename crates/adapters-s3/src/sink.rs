@@ -183,6 +183,18 @@ impl ParquetArchive {
         verify(self.store.as_ref(), &self.prefix, stream, expected_head).await
     }
 
+    /// [`ParquetArchive::verify`] for several streams, listing the store once; see
+    /// [`verify_streams`](crate::verify_streams).
+    ///
+    /// # Errors
+    /// As [`verify`].
+    pub async fn verify_streams(
+        &self,
+        streams: &[(StreamId, Option<Digest>)],
+    ) -> Result<Vec<VerifyReport>> {
+        crate::verify::verify_streams(self.store.as_ref(), &self.prefix, streams).await
+    }
+
     /// Encodes and uploads one object, returning its manifest entry.
     async fn stage_object(
         &self,

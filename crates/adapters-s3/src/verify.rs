@@ -195,22 +195,33 @@ pub async fn verify(
     stream: &StreamId,
     expected_head: Option<Digest>,
 ) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
+    let listing = list_archive(store, prefix).await?;
+    verify_listed(store, prefix, &listing, stream, expected_head).await
+}
+
+/// [`verify`] for several streams (each with its expected head), listing the archive once
+/// instead of once per stream. Reports come in the order of `streams`.
+///
+/// # Errors
+/// As [`verify`].
+pub async fn verify_streams(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    streams: &[(StreamId, Option<Digest>)],
+) -> Result<Vec<VerifyReport>> {
+    let listing = list_archive(store, prefix).await?;
+    let mut reports = Vec::with_capacity(streams.len());
+    for (stream, head) in streams {
+        reports.push(verify_listed(store, prefix, &listing, stream, *head).await?);
+    }
+    Ok(reports)
+}
+
+/// Every key under the prefix, relative to it: a full listing also finds objects added under
+/// an unexpected dataset folder.
+async fn list_archive(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<String>> {
     let root = object_path(prefix, "")?;
     let root_text = root.as_ref().to_owned();
-    let relative = |key: &str| -> String {
-        if root_text.is_empty() {
-            key.to_owned()
-        } else {
-            key.strip_prefix(&root_text)
-                .map(|k| k.trim_start_matches('/').to_owned())
-                .unwrap_or_else(|| key.to_owned())
-        }
-    };
-
-    // Every object under the prefix, once: the stream's manifests, data and quarantine
-    // objects are picked out of it (a full listing also finds objects added under an
-    // unexpected dataset folder).
     let listing: Vec<object_store::ObjectMeta> = store
         .list(if root_text.is_empty() {
             None
@@ -220,12 +231,36 @@ pub async fn verify(
         .try_collect()
         .await
         .map_err(|e| store_error("list", prefix, e))?;
+    Ok(listing
+        .iter()
+        .map(|meta| {
+            let key = meta.location.as_ref();
+            if root_text.is_empty() {
+                key.to_owned()
+            } else {
+                key.strip_prefix(&root_text)
+                    .map(|k| k.trim_start_matches('/').to_owned())
+                    .unwrap_or_else(|| key.to_owned())
+            }
+        })
+        .collect())
+}
+
+/// [`verify`] on a listing made by [`list_archive`].
+async fn verify_listed(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    listing: &[String],
+    stream: &StreamId,
+    expected_head: Option<Digest>,
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
     let manifest_dir = format!("{}/", layout::manifest_dir(stream));
     let quarantine_dir = format!("{}/", layout::quarantine_dir(stream));
     let mut manifest_keys: BTreeMap<u64, String> = BTreeMap::new();
     let mut stream_objects: BTreeSet<String> = BTreeSet::new();
-    for meta in &listing {
-        let key = relative(meta.location.as_ref());
+    for key in listing {
+        let key = key.clone();
         if key.starts_with(&format!("{}/", layout::STAGING)) {
             continue;
         }

@@ -406,3 +406,33 @@ impl Probe {
             .unwrap_or_else(|| panic!("{key} missing"))
     }
 }
+
+#[tokio::test]
+async fn verify_streams_lists_once_and_reports_each_stream_as_verify_does() {
+    let p = published(Backend::Memory, "streams").await;
+    let key = p.manifests[1].objects[0].final_key.clone();
+    let mut bytes = p.probe.object_bytes(&key).await.to_vec();
+    bytes[0] ^= 0x01;
+    p.probe.put(&key, Bytes::from(bytes)).await;
+    let none = StreamId::new("audit-v1/account/none").unwrap();
+    let reports = p
+        .archive
+        .verify_streams(&[(none.clone(), None), (p.stream.clone(), Some(p.head))])
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 2);
+    assert!(reports[0].is_clean(), "{}", reports[0]);
+    assert_eq!(reports[0].manifests_checked, 0);
+    assert_eq!(
+        reports[1],
+        p.archive.verify(&p.stream, Some(p.head)).await.unwrap()
+    );
+    assert!(
+        matches!(
+            &reports[1].findings[..],
+            [Finding::ModifiedObject { seq: 2, .. }]
+        ),
+        "{}",
+        reports[1]
+    );
+}

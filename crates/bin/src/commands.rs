@@ -238,9 +238,8 @@ pub async fn run(
 pub async fn verify(config: &Config) -> Result<bool> {
     let wired = Wired::connect(config).await?;
     let mut clean = true;
-    for source in &wired.sources {
-        let report = wired.verify(source).await?;
-        println!("{}: {report}", source.stream());
+    for (stream, report) in wired.verify().await? {
+        println!("{stream}: {report}");
         clean &= report.is_clean();
     }
     Ok(clean)

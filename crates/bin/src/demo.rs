@@ -146,9 +146,8 @@ pub async fn demo(data_dir: &Path, events: u64, hours: i64) -> Result<()> {
     for (path, size) in parquet.iter().take(3) {
         println!("    {path} ({size} bytes)");
     }
-    for source in &wired.sources {
-        let report = wired.verify(source).await?;
-        println!("  verify {}: {report}", source.stream());
+    for (stream, report) in wired.verify().await? {
+        println!("  verify {stream}: {report}");
     }
     println!(
         "\nQuery it:\n  sqlite3 {db} \"SELECT actor_email, action_type, count(*) FROM audit_logs GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10\"\n  \

@@ -86,17 +86,23 @@ impl Wired {
         })
     }
 
-    /// The archive check of `source`'s stream, against the chain head of its checkpoint.
+    /// The archive check of every stream, against the chain head of its checkpoint, listing
+    /// the archive once.
     ///
     /// # Errors
     /// The store or the archive cannot be read.
-    pub async fn verify(&self, source: &Arc<AuditLogSource>) -> Result<cflogs_s3::VerifyReport> {
-        let head = self
-            .store
-            .load(source.stream())
-            .await?
-            .map(|cp| cp.chain_head);
-        Ok(self.archive.verify(source.stream(), head).await?)
+    pub async fn verify(&self) -> Result<Vec<(cflogs_core::StreamId, cflogs_s3::VerifyReport)>> {
+        let mut streams = Vec::with_capacity(self.sources.len());
+        for source in &self.sources {
+            let head = self
+                .store
+                .load(source.stream())
+                .await?
+                .map(|cp| cp.chain_head);
+            streams.push((source.stream().clone(), head));
+        }
+        let reports = self.archive.verify_streams(&streams).await?;
+        Ok(streams.into_iter().map(|(s, _)| s).zip(reports).collect())
     }
 
     /// A pipeline for `source` with `policy`.
