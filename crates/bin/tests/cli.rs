@@ -1,24 +1,18 @@
 //! The `cflogs` binary as a process: the demo, `once` and `verify` against the simulator,
 //! configuration errors, and that no secret ever reaches its output.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use chrono::{DurationRound, TimeDelta, Utc};
 
 const TOKEN: &str = "cli-test-token-9f8e7d-secret";
 
 fn cflogs(dir: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
-    cmd.current_dir(dir).args(args).env_clear();
-    for key in ["PATH", "HOME", "TMPDIR"] {
-        if let Ok(v) = std::env::var(key) {
-            cmd.env(key, v);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("cflogs runs")
+    common::command(dir, env, args)
+        .output()
+        .expect("cflogs runs")
 }
 
 fn text(out: &Output) -> String {
@@ -145,20 +139,12 @@ fn config_prints_the_effective_settings_with_secrets_masked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_is_exactly_once_across_runs_and_verify_catches_tampering() {
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
-    let sim = cflogs_sim::Simulator::builder()
-        .seed(11)
-        .account("acc1")
-        .token(TOKEN)
-        .span(to - TimeDelta::hours(3), to, 3000)
-        .late_fraction(0.0)
-        .error_rate(0.05)
-        .cut_body_rate(0.02)
-        .malformed_rate(0.0)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::start(
+        common::simulator(11, TOKEN, to - TimeDelta::hours(3), to, 3000)
+            .error_rate(0.05)
+            .cut_body_rate(0.02),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
         ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
@@ -245,17 +231,11 @@ async fn once_is_exactly_once_across_runs_and_verify_catches_tampering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_each_dependency_on_its_own() {
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap();
-    let sim = cflogs_sim::Simulator::builder()
-        .seed(3)
-        .account("acc1")
-        .token(TOKEN)
-        .token_without_audit_permission("no-permission-token-secret")
-        .span(to - TimeDelta::hours(2), to, 100)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::start(
+        common::simulator(3, TOKEN, to - TimeDelta::hours(2), to, 100)
+            .token_without_audit_permission("no-permission-token-secret"),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let env = |token: &str| {
         vec![
@@ -302,18 +282,7 @@ async fn doctor_checks_each_dependency_on_its_own() {
 async fn backfill_reads_a_past_range_with_progress_and_refuses_to_go_back() {
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
     let since = to - TimeDelta::hours(6);
-    let sim = cflogs_sim::Simulator::builder()
-        .seed(13)
-        .account("acc1")
-        .token(TOKEN)
-        .span(since, to, 1_200)
-        .late_fraction(0.0)
-        .malformed_rate(0.0)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::start(common::simulator(13, TOKEN, since, to, 1_200)).await;
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
         ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
@@ -355,17 +324,10 @@ async fn backfill_reads_a_past_range_with_progress_and_refuses_to_go_back() {
 async fn no_command_shows_the_token_even_at_trace_level() {
     let secret = "tok-trace-level-secret-5c2e";
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
-    let sim = cflogs_sim::Simulator::builder()
-        .seed(17)
-        .account("acc1")
-        .token(secret)
-        .span(to - TimeDelta::hours(1), to, 200)
-        .error_rate(0.1)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::start(
+        common::simulator(17, secret, to - TimeDelta::hours(1), to, 200).error_rate(0.1),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let mut leaks = Vec::new();
     for format in ["human", "json"] {

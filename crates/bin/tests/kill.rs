@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use arrow_array::{Array, StringArray};
 use chrono::{DurationRound, TimeDelta, Utc};
+
+mod common;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sqlx::{Connection, Row};
 
@@ -49,36 +51,30 @@ fn parquet_ids(dir: &Path, column: &str, out: &mut Vec<String>) {
 async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
     let from = to - TimeDelta::hours(6);
-    let sim = cflogs_sim::Simulator::builder()
-        .seed(31)
-        .account("acc1")
-        .token(TOKEN)
-        .span(from, to, 20_000)
-        .bursts(0.1, 4)
-        .late_fraction(0.0)
-        .malformed_rate(0.002)
-        .error_rate(0.05)
-        .cut_body_rate(0.02)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::start(
+        common::simulator(31, TOKEN, from, to, 20_000)
+            .bursts(0.1, 4)
+            .malformed_rate(0.002)
+            .error_rate(0.05)
+            .cut_body_rate(0.02),
+    )
+    .await;
 
     let db = cflogs_integration::TestDatabase::new().await;
     let db_url = db.url().to_owned();
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
-    let env: Vec<(&str, String)> = vec![
-        ("CLOUDFLARE_API_TOKEN", TOKEN.into()),
-        ("CLOUDFLARE_ACCOUNT_ID", "acc1".into()),
-        ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+    let storage: Vec<(&str, String)> = vec![
         ("DATABASE_URL", db_url.clone()),
         (
             "CFLOGS_ARCHIVE_URL",
             format!("file://{}", archive.display()),
         ),
+    ];
+    let mut env = common::sim_env(&sim, TOKEN);
+    env.extend(storage.iter().cloned());
+    env.extend([
         (
             "INITIAL_CHECKPOINT",
             (from - TimeDelta::minutes(10)).to_rfc3339(),
@@ -90,20 +86,10 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
         ("CLOUDFLARE_PER_PAGE", "50".into()),
         ("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", "3000".into()),
         ("CFLOGS_METRICS_ADDR", "127.0.0.1:0".into()),
-    ];
+    ]);
     let command = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
-        cmd.current_dir(dir.path())
-            .args(args)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Ok(path) = std::env::var("PATH") {
-            cmd.env("PATH", path);
-        }
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
+        let mut cmd = common::command(dir.path(), &env, args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         cmd
     };
 
@@ -198,20 +184,10 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
     assert_eq!(archived, want, "every event exactly once in the archive");
 
     let verify = tokio::task::spawn_blocking({
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
-        cmd.current_dir(dir.path()).arg("verify").env_clear();
-        for (k, v) in [
-            ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
-            ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
-            ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
-            ("DATABASE_URL", db_url.clone()),
-            (
-                "CFLOGS_ARCHIVE_URL",
-                format!("file://{}", archive.display()),
-            ),
-        ] {
-            cmd.env(k, v);
-        }
+        // Only what verify needs: the storage (and, for now, the Cloudflare settings).
+        let mut env = common::sim_env(&sim, TOKEN);
+        env.extend(storage.iter().cloned());
+        let mut cmd = common::command(dir.path(), &env, &["verify"]);
         move || cmd.output().unwrap()
     })
     .await

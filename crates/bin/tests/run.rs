@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
 
+mod common;
+
 const TOKEN: &str = "run-test-token";
 
 /// A plain HTTP/1.0 GET on 127.0.0.1: status and body.
@@ -45,36 +47,23 @@ fn sample(metrics: &str, prefix: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
     let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
-    let sim = cflogs_sim::Simulator::builder()
-        .seed(5)
-        .account("acc1")
-        .token(TOKEN)
-        .span(to - TimeDelta::hours(2), to, 2_000)
-        .late_fraction(0.0)
-        .malformed_rate(0.0)
-        .error_rate(0.05)
-        .cut_body_rate(0.0)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::start(
+        common::simulator(5, TOKEN, to - TimeDelta::hours(2), to, 2_000).error_rate(0.05),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let mut env = common::sim_env(&sim, TOKEN);
+    env.extend([
+        (
+            "INITIAL_CHECKPOINT",
+            (to - TimeDelta::hours(3)).to_rfc3339(),
+        ),
+        ("POLL_INTERVAL_SECONDS", "1".to_owned()),
+        ("CFLOGS_METRICS_ADDR", format!("127.0.0.1:{port}")),
+    ]);
     let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_cflogs"))
-            .current_dir(dir.path())
-            .arg("run")
-            .env_clear()
-            .env("CLOUDFLARE_API_TOKEN", TOKEN)
-            .env("CLOUDFLARE_ACCOUNT_ID", "acc1")
-            .env("CLOUDFLARE_API_BASE_URL", sim.base_url())
-            .env(
-                "INITIAL_CHECKPOINT",
-                (to - TimeDelta::hours(3)).to_rfc3339(),
-            )
-            .env("POLL_INTERVAL_SECONDS", "1")
-            .env("CFLOGS_METRICS_ADDR", format!("127.0.0.1:{port}"))
+        common::command(dir.path(), &env, &["run"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
