@@ -41,6 +41,13 @@ fn sim(seed: u64, events: u64) -> SimulatorBuilder {
         .no_rate_limit()
 }
 
+/// Starts the simulator of `builder` and a client for it.
+async fn start(builder: SimulatorBuilder) -> (RunningSim, Arc<CloudflareClient>) {
+    let sim = builder.build().unwrap().spawn().await.unwrap();
+    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    (sim, client)
+}
+
 fn client_config(sim: &RunningSim) -> ClientConfig {
     let mut c = ClientConfig::new(Credentials::Token(Secret::new(TOKEN)));
     c.base_url = sim.base_url();
@@ -88,15 +95,7 @@ async fn every_event_is_read_across_pages_with_ties_in_v1_and_v2() {
         (AuditApi::V2, CursorStyle::Cursor),
         (AuditApi::V2, CursorStyle::Alternate),
     ] {
-        let sim = sim(1, 700)
-            .bursts(0.3, 20)
-            .cursor_style(style)
-            .build()
-            .unwrap()
-            .spawn()
-            .await
-            .unwrap();
-        let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+        let (sim, client) = start(sim(1, 700).bursts(0.3, 20).cursor_style(style)).await;
         let window = span_window();
         let fetched = source(&client, api, 7).fetch(&whole(window)).await.unwrap();
         let want = sim.visible_ids_in("acc1", window.from(), window.to());
@@ -119,8 +118,7 @@ async fn every_event_is_read_across_pages_with_ties_in_v1_and_v2() {
 
 #[tokio::test]
 async fn since_is_inclusive_and_a_window_edge_on_an_event_keeps_it_exactly_once() {
-    let sim = sim(2, 300).build().unwrap().spawn().await.unwrap();
-    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, client) = start(sim(2, 300)).await;
     let events = sim.events("acc1");
     // An event on a whole second: the source asks with whole-second `since`, so only there
     // does an exclusive `since` lose the event (elsewhere the second is rounded down anyway).
@@ -151,14 +149,7 @@ async fn since_is_inclusive_and_a_window_edge_on_an_event_keeps_it_exactly_once(
 #[tokio::test]
 async fn a_page_past_the_end_answers_400_and_ends_the_window() {
     // 3 full pages: v1 learns the end only from the 400 for page 4.
-    let sim = sim(3, 30)
-        .page_past_end_400(true)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, client) = start(sim(3, 30).page_past_end_400(true)).await;
     let window = span_window();
     let fetched = source(&client, AuditApi::V1, 10)
         .fetch(&whole(window))
@@ -197,15 +188,7 @@ async fn a_400_on_the_first_page_is_a_clear_fatal_error() {
 
 #[tokio::test]
 async fn server_errors_and_cut_bodies_are_retried_until_every_event_is_read() {
-    let sim = sim(4, 500)
-        .error_rate(0.2)
-        .cut_body_rate(0.15)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, client) = start(sim(4, 500).error_rate(0.2).cut_body_rate(0.15)).await;
     let window = span_window();
     for api in [AuditApi::V1, AuditApi::V2] {
         let fetched = source(&client, api, 20)
@@ -336,14 +319,7 @@ async fn a_429_is_waited_out_for_its_retry_after() {
 
 #[tokio::test]
 async fn malformed_events_are_quarantined_with_their_bytes_and_never_block() {
-    let sim = sim(7, 400)
-        .malformed_rate(0.05)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, client) = start(sim(7, 400).malformed_rate(0.05)).await;
     let window = span_window();
     let malformed = sim.malformed("acc1");
     assert!(malformed.len() >= 5, "{}", malformed.len());
@@ -430,14 +406,7 @@ async fn credential_errors_are_fatal_name_the_fix_and_never_show_the_secret() {
 
 #[tokio::test]
 async fn both_sources_keep_the_event_source_contract() {
-    let sim = sim(9, 300)
-        .bursts(0.2, 4)
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, client) = start(sim(9, 300).bursts(0.2, 4)).await;
     let window = span_window();
     let expected: Vec<EventId> = sim
         .visible_ids("acc1")
@@ -456,8 +425,7 @@ async fn both_sources_keep_the_event_source_contract() {
 
 #[tokio::test]
 async fn paging_stops_early_at_the_cap_and_is_complete_up_to_there() {
-    let sim = sim(10, 500).build().unwrap().spawn().await.unwrap();
-    let client = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, client) = start(sim(10, 500)).await;
     let window = span_window();
     for api in [AuditApi::V1, AuditApi::V2] {
         let request = FetchRequest {
