@@ -73,19 +73,17 @@ async fn published(backend: Backend, test: &str) -> Published {
             events,
             quarantined,
         };
-        let m = archive
-            .stage(
-                &batch,
-                StageRequest {
-                    seq,
-                    epoch: Epoch(1),
-                    prev,
-                    now: at(13, 0),
-                },
-            )
-            .await
-            .expect("stage");
-        archive.publish(&m).await.expect("publish");
+        let m = common::stage_publish(
+            &archive,
+            &batch,
+            StageRequest {
+                seq,
+                epoch: Epoch(1),
+                prev,
+                now: at(13, 0),
+            },
+        )
+        .await;
         prev = m.hash();
         manifests.push(m);
     }
@@ -365,15 +363,7 @@ async fn sweep_spares_unrelated_keys_and_other_streams() {
             quarantined: Vec::new(),
         };
         archive
-            .stage(
-                &batch,
-                StageRequest {
-                    seq: 1,
-                    epoch: Epoch(1),
-                    prev: Digest::GENESIS,
-                    now: at(11, 0),
-                },
-            )
+            .stage(&batch, common::first_batch(at(11, 0)))
             .await
             .unwrap();
     }

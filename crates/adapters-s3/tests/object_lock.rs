@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{ArchiveSink, Batch, Dataset, Digest, Epoch, StageRequest, StreamId, Window};
+use cflogs_core::{ArchiveSink, Batch, Dataset, StreamId, Window};
 use cflogs_s3::{LockMode, ObjectLock, ParquetArchive};
 use chrono::TimeZone;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,15 +102,7 @@ async fn locked_archives_send_signed_retention_headers_on_final_writes_only() {
         quarantined: Vec::new(),
     };
     let m = archive
-        .stage(
-            &batch,
-            StageRequest {
-                seq: 1,
-                epoch: Epoch(1),
-                prev: Digest::GENESIS,
-                now: start,
-            },
-        )
+        .stage(&batch, common::first_batch(start))
         .await
         .expect("stage");
     archive

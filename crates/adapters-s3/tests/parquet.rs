@@ -7,8 +7,8 @@ use bytes::Bytes;
 use cflogs_core::testing::conformance::ArchiveProbe;
 use cflogs_core::testing::samples::{audit_event, audit_events};
 use cflogs_core::{
-    ArchiveSink, AuditFields, Batch, Dataset, Digest, Epoch, Event, EventId, Fields, Manifest,
-    Quarantined, StageRequest, StreamId, Timestamp, Window,
+    ArchiveSink, AuditFields, Batch, Dataset, Digest, Event, EventId, Fields, Manifest,
+    Quarantined, StreamId, Timestamp, Window,
 };
 use cflogs_s3::object_store::ObjectStoreExt;
 use cflogs_s3::{ParquetArchive, UploadSettings, parquet::audit_schema};
@@ -39,20 +39,7 @@ fn batch(stream: &StreamId, dataset: Dataset, events: Vec<Event>, q: Vec<Quarant
 }
 
 async fn stage_publish(archive: &ParquetArchive, batch: &Batch, now: Timestamp) -> Manifest {
-    let m = archive
-        .stage(
-            batch,
-            StageRequest {
-                seq: 1,
-                epoch: Epoch(1),
-                prev: Digest::GENESIS,
-                now,
-            },
-        )
-        .await
-        .expect("stage");
-    archive.publish(&m).await.expect("publish");
-    m
+    common::stage_publish(archive, batch, common::first_batch(now)).await
 }
 
 async fn final_object(probe: &Probe, key: &str) -> Bytes {
@@ -374,12 +361,7 @@ async fn an_event_that_is_not_utf8_is_refused_not_mangled() {
     let result = archive
         .stage(
             &batch(&stream, Dataset::audit_logs(), vec![bad], Vec::new()),
-            StageRequest {
-                seq: 1,
-                epoch: Epoch(1),
-                prev: Digest::GENESIS,
-                now: at(12, 0, 0),
-            },
+            common::first_batch(at(12, 0, 0)),
         )
         .await;
     match result {
@@ -429,12 +411,7 @@ async fn large_objects_go_up_by_multipart_upload_on_garage() {
     let m = archive
         .stage(
             &batch(&stream, Dataset::audit_logs(), events.clone(), Vec::new()),
-            StageRequest {
-                seq: 1,
-                epoch: Epoch(1),
-                prev: Digest::GENESIS,
-                now: at(12, 0, 0),
-            },
+            common::first_batch(at(12, 0, 0)),
         )
         .await
         .expect("stage");

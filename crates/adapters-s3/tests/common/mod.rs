@@ -9,7 +9,9 @@ use arrow_array::{Array, BinaryArray, RecordBatch, StringArray, TimestampMicrose
 use async_trait::async_trait;
 use bytes::Bytes;
 use cflogs_core::testing::conformance::ArchiveProbe;
-use cflogs_core::{Error, EventId, Result, StreamId};
+use cflogs_core::{
+    ArchiveSink, Batch, Digest, Epoch, Error, EventId, Manifest, Result, StageRequest, StreamId,
+};
 use cflogs_integration::TestBucket;
 use cflogs_s3::object_store::{ObjectStore, ObjectStoreExt};
 use cflogs_s3::{ArchiveConfig, ParquetArchive, Secret, layout};
@@ -28,6 +30,27 @@ pub enum Backend {
 /// A name no other test run uses.
 pub fn unique(name: &str) -> String {
     format!("{name}-{}", cflogs_integration::unique_suffix())
+}
+
+/// The request that stages a stream's first batch (seq 1, epoch 1, after the genesis) at `now`.
+pub fn first_batch(now: cflogs_core::Timestamp) -> StageRequest {
+    StageRequest {
+        seq: 1,
+        epoch: Epoch(1),
+        prev: Digest::GENESIS,
+        now,
+    }
+}
+
+/// Stages `batch` under `request` and publishes it.
+pub async fn stage_publish(
+    archive: &ParquetArchive,
+    batch: &Batch,
+    request: StageRequest,
+) -> Manifest {
+    let m = archive.stage(batch, request).await.expect("stage");
+    archive.publish(&m).await.expect("publish");
+    m
 }
 
 /// An S3 configuration for the test bucket `bucket`, under a fresh prefix.
