@@ -13,7 +13,7 @@ use cflogs_cloudflare::{
 use cflogs_core::testing::faults::{Fault, FaultPlan, Faulty};
 use cflogs_core::{
     AnalyticsSink, ArchiveSink, CheckpointStore, CycleOutcome, EventId, EventSource, Pipeline,
-    Policy, StreamId, SystemClock,
+    Policy, StreamId, SystemClock, WindowSource,
 };
 use cflogs_integration::{TestBucket, TestDatabase};
 use cflogs_postgres::{PostgresClient, PostgresConfig};
@@ -211,7 +211,8 @@ async fn audit_logs_reach_postgres_and_s3_exactly_once_through_faults_and_restar
         Faulty::new(Arc::new(pg.checkpoint_store()), plan.clone());
     let analytics: Arc<dyn AnalyticsSink> = Faulty::new(Arc::new(pg.sink()), plan.clone());
     let archive_port: Arc<dyn ArchiveSink> = Faulty::new(Arc::new(s3.clone()), plan.clone());
-    let faulty_source: Arc<dyn EventSource> = Faulty::new(source.clone(), plan.clone());
+    let faulty_source: Arc<dyn EventSource> =
+        Faulty::new(source.clone().into_event_source(), plan.clone());
     let make = || {
         Pipeline::new(
             faulty_source.clone(),
@@ -308,7 +309,7 @@ async fn a_second_instance_fences_the_first_on_real_services() {
     small.max_span = Duration::from_secs(15 * 60);
     let make = || {
         Pipeline::new(
-            source.clone(),
+            source.clone().into_event_source(),
             Arc::new(pg.checkpoint_store()),
             Arc::new(pg.sink()),
             Arc::new(s3.clone()),

@@ -12,7 +12,7 @@ use cflogs_cloudflare::{
     AccountId, AuditApi, AuditLogSource, AuditSourceConfig, ClientConfig, CloudflareClient,
     Credentials, RateBudget, Secret,
 };
-use cflogs_core::{BatchLimits, EventSource, FetchRequest, Window};
+use cflogs_core::{BatchLimits, FetchRequest, Window, WindowSource};
 use cflogs_sim::Simulator;
 use chrono::{DurationRound, TimeDelta, Utc};
 

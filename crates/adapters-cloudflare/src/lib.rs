@@ -1,7 +1,7 @@
 //! Cloudflare sources for cflogs.
 //!
 //! [`AuditLogSource`] reads account audit logs (API v1 `audit_logs` or v2 `logs/audit`) and
-//! implements the core's [`EventSource`](cflogs_core::EventSource) port. Every request goes
+//! implements the core's [`WindowSource`](cflogs_core::WindowSource) port (read with an `overlap` cursor). Every request goes
 //! through one [`CloudflareClient`] per API token, which owns the token's rate budget (so all
 //! streams of a token share it and never trigger Cloudflare's 5-minute block), retries with
 //! exponential backoff and full jitter, honours `Retry-After` and the `Ratelimit` headers, and

@@ -14,6 +14,10 @@ use crate::mapping::{Mapped, map_item};
 
 /// Reads one account's audit logs. Its stream id is `audit-{v1|v2}/account/{account id}`.
 ///
+/// A [`WindowSource`](cflogs_core::WindowSource), read by the pipeline with an `overlap`
+/// cursor: [`AuditLogSource::into_event_source`] (audit logs show events late and filter `since`
+/// by whole seconds, so windows overlap by the lookback and the cursor keeps the ids seen there).
+///
 /// A window `[from, to)` is asked as `since = from` rounded down and `before = to` rounded up
 /// to the second (Cloudflare's `since` is inclusive; sub-second values are not relied on), in
 /// ascending order, every page, and the pipeline keeps what lies in the window. Paging stops
@@ -86,6 +90,11 @@ impl AuditLogSource {
         }
     }
 
+    /// The source as the pipeline reads it: with an `overlap` cursor.
+    pub fn into_event_source(self: Arc<Self>) -> Arc<dyn cflogs_core::EventSource> {
+        Arc::new(cflogs_core::OverlappingWindows::new(self))
+    }
+
     /// The settings.
     pub fn config(&self) -> &AuditSourceConfig {
         &self.config
@@ -118,7 +127,7 @@ fn since_before(request: &FetchRequest) -> (String, String) {
 }
 
 #[async_trait]
-impl cflogs_core::EventSource for AuditLogSource {
+impl cflogs_core::WindowSource for AuditLogSource {
     fn stream(&self) -> &StreamId {
         &self.stream
     }

@@ -10,7 +10,7 @@ use cflogs_cloudflare::{
     Credentials, PerPage, RateBudget, Secret,
 };
 use cflogs_core::{
-    BatchLimits, EventId, EventSource, FetchRequest, Fetched, Timestamp, Window,
+    BatchLimits, EventId, FetchRequest, Fetched, Timestamp, Window, WindowSource,
     error_chain as chain,
 };
 use cflogs_sim::{CursorStyle, RunningSim, Simulator, SimulatorBuilder};
@@ -405,7 +405,7 @@ async fn credential_errors_are_fatal_name_the_fix_and_never_show_the_secret() {
 }
 
 #[tokio::test]
-async fn both_sources_keep_the_event_source_contract() {
+async fn both_sources_keep_the_window_source_contract() {
     let (sim, client) = start(sim(9, 300).bursts(0.2, 4)).await;
     let window = span_window();
     let expected: Vec<EventId> = sim
@@ -414,7 +414,7 @@ async fn both_sources_keep_the_event_source_contract() {
         .map(|id| EventId::new(id).unwrap())
         .collect();
     for api in [AuditApi::V1, AuditApi::V2] {
-        cflogs_core::testing::conformance::event_source(
+        cflogs_core::testing::conformance::window_source(
             &source(&client, api, 10),
             &window,
             &expected,

@@ -13,7 +13,7 @@ use cflogs_cloudflare::{
 };
 use cflogs_core::testing::{MemoryAnalytics, MemoryArchive, MemoryCheckpointStore};
 use cflogs_core::{
-    CheckpointStore, CycleOutcome, Digest, EventId, EventSource, Pipeline, Policy, SystemClock,
+    CheckpointStore, CycleOutcome, Digest, EventId, Pipeline, Policy, SystemClock, WindowSource,
 };
 use cflogs_sim::Simulator;
 use chrono::{DurationRound, TimeDelta, Utc};
@@ -67,7 +67,7 @@ async fn a_100k_event_backfill_is_exactly_once_in_v1_and_v2_without_a_block() {
         let mut policy = Policy::new(from);
         policy.sweep_min_age = Duration::ZERO;
         let mut pipeline = Pipeline::new(
-            source.clone(),
+            source.clone().into_event_source(),
             store.clone(),
             analytics.clone(),
             archive.clone(),

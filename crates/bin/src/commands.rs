@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use cflogs_core::{CycleOutcome, EventSource, Pipeline, error_chain as chain};
+use cflogs_core::{CycleOutcome, Pipeline, WindowSource, error_chain as chain};
 use tokio::sync::watch;
 use tracing::{error, info};
 

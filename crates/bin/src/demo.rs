@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cflogs_core::EventSource;
+use cflogs_core::WindowSource;
 use sqlx::Row;
 
 use crate::commands::catch_up;

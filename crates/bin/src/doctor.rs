@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use cflogs_cloudflare::{AuditLogSource, AuditSourceConfig, CloudflareClient, PerPage};
-use cflogs_core::{BatchLimits, EventSource, FetchRequest, Window, error_chain};
+use cflogs_core::{BatchLimits, FetchRequest, Window, WindowSource, error_chain};
 use cflogs_s3::object_store::{ObjectStoreExt, PutPayload};
 
 use crate::config::{Analytics, Config};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use cflogs_cloudflare::{AuditLogSource, AuditSourceConfig, CloudflareClient};
 use cflogs_core::{
-    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, Pipeline, Policy, SystemClock,
+    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, Pipeline, Policy, SystemClock, WindowSource,
 };
 use cflogs_s3::ParquetArchive;
 use tracing::info;
@@ -111,7 +111,7 @@ impl Wired {
     /// An invalid policy.
     pub fn pipeline(&self, source: &Arc<AuditLogSource>, policy: Policy) -> Result<Pipeline> {
         Ok(Pipeline::new(
-            source.clone() as Arc<dyn EventSource>,
+            source.clone().into_event_source(),
             self.store.clone(),
             self.analytics.clone(),
             self.archive.clone() as Arc<dyn ArchiveSink>,

@@ -1,7 +1,8 @@
 //! # cflogs-core
 //!
-//! The pure heart of cflogs: domain types, the four ports every adapter implements, and the
-//! exactly-once commit algorithm that moves events from an [`EventSource`] into an
+//! The pure heart of cflogs: domain types, the four ports every adapter implements, the cursor
+//! kinds that give each kind of source its position ([`cursors`]), and the exactly-once commit
+//! algorithm that moves events from an [`EventSource`] into an
 //! [`AnalyticsSink`] and an [`ArchiveSink`], with progress kept in a [`CheckpointStore`].
 //!
 //! This crate knows no adapter: it depends on no HTTP, SQL, object-store or Parquet crate, so a
@@ -15,6 +16,7 @@
 //! fault-injecting wrappers, and one conformance suite per port that real adapters run against
 //! themselves (see the `testing` module).
 
+pub mod cursors;
 pub mod domain;
 mod error;
 pub mod pipeline;
@@ -22,10 +24,14 @@ pub mod ports;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use cursors::{
+    ObjectChunk, ObjectLedger, ObjectRef, ObjectSource, OverlappingWindows, SettledWindows,
+    WindowSource,
+};
 pub use domain::{
-    AuditFields, Batch, BatchLimits, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Event,
-    EventId, FetchRequest, Fetched, Fields, Manifest, ManifestObject, Quarantined, RecentId,
-    Secret, StreamId, Timestamp, Window,
+    AuditFields, Batch, BatchLimits, Checkpoint, CommitGuard, Cursor, Dataset, Digest, Epoch,
+    Event, EventId, FetchRequest, Fetched, Fields, Manifest, ManifestObject, Position, Quarantined,
+    Read, ReadRequest, RecentId, Secret, StreamId, Timestamp, Window,
 };
 pub use error::{BoxError, Error, Result, error_chain};
 pub use pipeline::{CycleObserver, CycleOutcome, CycleReport, Pipeline, Policy};

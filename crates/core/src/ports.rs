@@ -1,5 +1,8 @@
 //! The four ports the algorithm is written against, and the clock.
 //!
+//! The cursor kinds' smaller source ports ([`WindowSource`](crate::cursors::WindowSource),
+//! [`ObjectSource`](crate::cursors::ObjectSource)) live with their kinds in [`crate::cursors`].
+//!
 //! Every port is an `async_trait` object-safe trait used as `Arc<dyn …>`. Each carries its
 //! contract: what an adapter MUST do for the exactly-once guarantee to hold. The conformance
 //! suites in `cflogs_core::testing::conformance` (feature `testing`) check these contracts against
@@ -10,34 +13,44 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Batch, Checkpoint, CommitGuard, Dataset, Digest, Epoch, FetchRequest, Fetched, Manifest,
-    ManifestObject, StreamId, Timestamp,
+    Batch, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Manifest, ManifestObject, Position,
+    Read, ReadRequest, StreamId, Timestamp,
 };
 use crate::error::Result;
 
-/// Reads one stream's events from the source (a Cloudflare API, a bucket, memory).
+/// Reads one stream's events from its source (a Cloudflare API, a bucket, an HTTP endpoint,
+/// memory), from a [`Position`] the source itself defines.
+///
+/// The position's [`Cursor`](crate::Cursor) is the source's business: the pipeline stores it
+/// and hands it back, never looks inside. Most sources do not implement this trait by hand:
+/// they implement the smaller [`WindowSource`](crate::cursors::WindowSource) or
+/// [`ObjectSource`](crate::cursors::ObjectSource) and get it from one of the cursor kinds of
+/// [`crate::cursors`], which carry the proofs.
 ///
 /// # Contract
-/// - `fetch(request)` MUST return every event of the stream whose `occurred_at` lies in
-///   `[window.from, complete_to)` and is visible at the source at the time of the call, where
-///   `complete_to` is [`Fetched::complete_to`] or, when that is `None`, `window.to`.
-/// - A source MAY stop paging early to bound memory, setting `complete_to` below `window.to`,
-///   only after it has read everything before `request.floor` and more records at or after the
-///   floor than `request.limits` allow; `complete_to` MUST then lie in
-///   `(max(window.from, floor), window.to)`. (Counting records before the floor, which were
-///   committed by earlier cycles, could stop every cycle at the same place: no progress.)
-///   Events at or after `complete_to` MAY be returned; the pipeline ignores them and asks
-///   again later.
-/// - Events outside the window MAY be returned (they are ignored), duplicates MAY be returned
-///   (they are dropped), order is free.
-/// - The same event MUST come back with the same id and the same raw bytes on a later fetch.
-/// - A record that cannot be mapped MUST be returned in [`Fetched::quarantined`] with its bytes
+/// - `read(at, request)` MUST return the next batch after `at` with the position `next` that
+///   batch completes, or `None` when there is nothing to read now. The pipeline commits
+///   `next` atomically with the batch, so: a record returned by a read MUST NOT be returned by
+///   any read from a position committed after it (no record twice), and every source record
+///   MUST eventually be returned as positions are committed (nothing lost), under the
+///   assumptions the cursor kind states.
+/// - `read` MUST depend only on `at`, `request` and what the source holds: the pipeline may
+///   call it again at the same position (after a crash or a failed write) and commit any one
+///   of the answers.
+/// - Each id at most once in a read; `next.watermark >= at.watermark`; `read.window` covers
+///   every returned record's time.
+/// - The same event MUST come back with the same id and the same raw bytes on a later read.
+/// - A record that cannot be mapped MUST be returned in [`Read::quarantined`] with its bytes
 ///   and a reason, never dropped and never turned into an error that blocks the stream.
+/// - A read SHOULD hold at most about `request.limits` records (memory stays bounded whatever
+///   the backlog); a kind documents when one read may pass it (one timestamp or one source
+///   unit that cannot be split).
 ///
 /// # Errors
 /// [`Error::Transient`](crate::Error::Transient) for what a retry may fix (network, 5xx, rate
 /// limits after the source's own retries); [`Error::Fatal`](crate::Error::Fatal) for bad
-/// credentials or missing permissions, naming the permission.
+/// credentials or missing permissions, naming the permission;
+/// [`Error::Invalid`](crate::Error::Invalid) for a cursor this source cannot read.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait EventSource: Send + Sync {
@@ -47,15 +60,15 @@ pub trait EventSource: Send + Sync {
     /// The dataset of its events.
     fn dataset(&self) -> &Dataset;
 
-    /// Reads the events of `request.window`; see the trait's contract.
-    async fn fetch(&self, request: &FetchRequest) -> Result<Fetched>;
+    /// The next batch after `at`; see the trait's contract.
+    async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>>;
 }
 
 /// Keeps each stream's [`Checkpoint`] and its lease.
 ///
 /// # Contract
-/// - `acquire(stream, initial)` MUST atomically create the stream's genesis checkpoint (with
-///   watermark `initial`) if there is none, set its epoch to a value strictly greater than any
+/// - `acquire(stream, initial)` MUST atomically create the stream's genesis checkpoint
+///   ([`Checkpoint::genesis`]: watermark `initial`, the start cursor) if there is none, set its epoch to a value strictly greater than any
 ///   epoch ever returned for that stream, and return the checkpoint with that epoch. From then
 ///   on every commit carrying an older epoch MUST fail with `Conflict`.
 /// - `commit(guard, next)` MUST replace the checkpoint of `next.stream` by `next` atomically

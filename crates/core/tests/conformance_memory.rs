@@ -102,7 +102,7 @@ async fn memory_source_conforms_with_and_without_paging() {
             .map(|e| e.id.clone())
             .collect();
         assert_eq!(expected.len(), 20);
-        conformance::event_source(&source, &window, &expected).await;
+        conformance::window_source(&source, &window, &expected).await;
     }
 }
 

@@ -1,7 +1,8 @@
-//! Property test of the whole algorithm: generated source histories, a fault at any port call,
-//! crashes that rebuild the pipeline from the stores, and a second instance that steals the
-//! lease mid-cycle, turning the first into a zombie. After the faults the pipeline catches up,
-//! the sweeper runs, and the oracle of `exactly-once.md` must hold:
+//! Property tests of the whole algorithm, one per cursor kind (`overlap` for audit logs,
+//! `settled` for Logpull, `ledger` for Logpush objects): generated source histories, a fault at
+//! any port call, crashes that rebuild the pipeline from the stores, and a second instance that
+//! steals the lease mid-cycle, turning the first into a zombie. After the faults the pipeline
+//! catches up, the sweeper runs, and the oracle of `exactly-once.md` must hold:
 //! 1. analytics holds every source event exactly once;
 //! 2. the published archive objects hold every source event exactly once;
 //! 3. `seq` and `watermark` never decreased; every manifest links to the one before;
@@ -18,11 +19,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use cflogs_core::testing::faults::{Fault, FaultPlan, Faulty};
 use cflogs_core::testing::{
-    ManualClock, MemoryAnalytics, MemoryArchive, MemoryCheckpointStore, MemorySource,
+    ManualClock, MemoryAnalytics, MemoryArchive, MemoryBucket, MemoryCheckpointStore, MemorySource,
 };
 use cflogs_core::{
     ArchiveSink, BatchLimits, CheckpointStore, Clock, CycleOutcome, Dataset, Digest, Event,
-    EventId, Pipeline, Policy, Quarantined, StreamId, Timestamp,
+    EventId, EventSource, ObjectLedger, OverlappingWindows, Pipeline, Policy, Quarantined,
+    SettledWindows, StreamId, Timestamp,
 };
 use chrono::TimeZone;
 use proptest::prelude::*;
@@ -120,11 +122,12 @@ fn gen_scenario() -> impl Strategy<Value = Scenario> {
         )
 }
 
-/// Everything the instances share: the source and the three stores.
+/// Everything the instances share: the source and the three stores, and what the oracle
+/// expects of them.
 struct World {
     stream: StreamId,
     clock: Arc<ManualClock>,
-    source: Arc<MemorySource>,
+    source: Arc<dyn EventSource>,
     store: Arc<MemoryCheckpointStore>,
     analytics: Arc<MemoryAnalytics>,
     archive: Arc<MemoryArchive>,
@@ -132,77 +135,50 @@ struct World {
     source_ids: Vec<EventId>,
     source_raw: BTreeMap<EventId, Bytes>,
     malformed_ids: Vec<EventId>,
-    latest_visible: Timestamp,
+    /// When every record is visible and settled.
+    caught_up_at: Timestamp,
+    /// Cycles that always suffice to catch up to a clock showing the argument.
+    catch_up_bound: CatchUpBound,
+    /// The largest cursor state the kind may hold at the end.
+    cursor_bound: usize,
 }
 
+/// What the generators of each kind fill in before [`World::new`] adds the stores.
+struct Built {
+    stream: StreamId,
+    clock: Arc<ManualClock>,
+    source: Arc<dyn EventSource>,
+    policy: Policy,
+    source_raw: BTreeMap<EventId, Bytes>,
+    malformed_ids: Vec<EventId>,
+    caught_up_at: Timestamp,
+    catch_up_bound: CatchUpBound,
+    cursor_bound: usize,
+}
+
+/// Cycles that always suffice to catch up to a clock showing the argument.
+type CatchUpBound = Box<dyn Fn(Timestamp) -> u64 + Send + Sync>;
+
 impl World {
-    fn new(s: &Scenario) -> Self {
-        let stream = StreamId::new("audit-v1/account/prop").unwrap();
-        let clock = ManualClock::new(t0() + chrono::Duration::seconds(s.clock_start as i64));
-        let mut source = MemorySource::new(
-            stream.clone(),
-            Dataset::audit_logs(),
-            clock.clone() as Arc<dyn Clock>,
-        );
-        if let Some(page) = s.page_size {
-            source = source.with_page_size(page);
-        }
-        // The lateness the algorithm tolerates: lookback + settle - poll step.
-        let tolerated = (s.lookback + s.settle - s.step) as i64;
-        let when = |g: &GenEvent| {
-            let at = t0()
-                + chrono::Duration::seconds(i64::from(g.slot) * 23)
-                + chrono::Duration::nanoseconds(i64::from(g.nanos));
-            let delay = tolerated * i64::from(g.delay_pct) / 100;
-            (at, at + chrono::Duration::seconds(delay))
-        };
-        let mut source_raw = BTreeMap::new();
-        let mut latest_visible = t0();
-        for (n, g) in s.events.iter().enumerate() {
-            let (at, visible_at) = when(g);
-            let id = EventId::new(format!("ev-{n:03}")).unwrap();
-            let raw = Bytes::from(format!(
-                "{{\"id\":\"{id}\",\"when\":\"{at:?}\",\"pad\":\"{}\"}}",
-                "x".repeat(g.pad)
-            ));
-            source.push(Event::new(id.clone(), at, raw.clone()), visible_at);
-            source_raw.insert(id, raw);
-            latest_visible = latest_visible.max(visible_at);
-        }
-        let mut malformed_ids = Vec::new();
-        for (n, g) in s.malformed.iter().enumerate() {
-            let (at, visible_at) = when(g);
-            let q = Quarantined::new(
-                Bytes::from(format!("{{\"when\":\"not a time {n}\"}}")),
-                "unparsable time",
-            );
-            malformed_ids.push(q.id.clone());
-            source.push_malformed(q, at, visible_at);
-            latest_visible = latest_visible.max(visible_at);
-        }
-        let mut policy = Policy::new(t0());
-        policy.lookback = Duration::from_secs(s.lookback);
-        policy.settle_delay = Duration::from_secs(s.settle);
-        policy.max_span = Duration::from_secs(s.max_span);
-        policy.limits = BatchLimits::new(s.max_events, s.max_bytes).unwrap();
-        policy.poll_interval = Duration::from_secs(s.step);
-        policy.sweep_min_age = Duration::ZERO;
-        policy.sweep_every_cycles = 3;
-        let mut source_ids: Vec<EventId> = source_raw.keys().cloned().collect();
+    fn new(b: Built) -> Self {
+        let mut source_ids: Vec<EventId> = b.source_raw.keys().cloned().collect();
         source_ids.sort();
+        let mut malformed_ids = b.malformed_ids;
         malformed_ids.sort();
         Self {
-            stream,
-            archive: Arc::new(MemoryArchive::new(clock.clone() as Arc<dyn Clock>)),
-            clock,
-            source: Arc::new(source),
+            stream: b.stream,
+            archive: Arc::new(MemoryArchive::new(b.clock.clone() as Arc<dyn Clock>)),
+            clock: b.clock,
+            source: b.source,
             store: Arc::new(MemoryCheckpointStore::new()),
             analytics: Arc::new(MemoryAnalytics::new()),
-            policy,
+            policy: b.policy,
             source_ids,
-            source_raw,
+            source_raw: b.source_raw,
             malformed_ids,
-            latest_visible,
+            caught_up_at: b.caught_up_at,
+            catch_up_bound: b.catch_up_bound,
+            cursor_bound: b.cursor_bound,
         }
     }
 
@@ -228,6 +204,208 @@ impl World {
         }
         .unwrap()
     }
+}
+
+fn base_policy(s: &Scenario) -> Policy {
+    let mut policy = Policy::new(t0());
+    policy.lookback = Duration::from_secs(s.lookback);
+    policy.settle_delay = Duration::from_secs(s.settle);
+    policy.max_span = Duration::from_secs(s.max_span);
+    policy.limits = BatchLimits::new(s.max_events, s.max_bytes).unwrap();
+    policy.poll_interval = Duration::from_secs(s.step);
+    policy.sweep_min_age = Duration::ZERO;
+    policy.sweep_every_cycles = 3;
+    policy
+}
+
+/// The time of a generated event and when it becomes visible, `tolerated` seconds late at most.
+fn when(g: &GenEvent, tolerated: i64) -> (Timestamp, Timestamp) {
+    let at = t0()
+        + chrono::Duration::seconds(i64::from(g.slot) * 23)
+        + chrono::Duration::nanoseconds(i64::from(g.nanos));
+    let delay = tolerated * i64::from(g.delay_pct) / 100;
+    (at, at + chrono::Duration::seconds(delay))
+}
+
+fn raw_event(id: &EventId, at: Timestamp, pad: usize) -> Bytes {
+    Bytes::from(format!(
+        "{{\"id\":\"{id}\",\"when\":\"{at:?}\",\"pad\":\"{}\"}}",
+        "x".repeat(pad)
+    ))
+}
+
+/// How one window kind's world differs from the other's.
+struct WindowKind {
+    stream: &'static str,
+    /// Seconds a record may become visible after its time.
+    tolerated: i64,
+    page_size: Option<usize>,
+    /// Whether malformed record `n` carries its time.
+    timed: fn(usize) -> bool,
+    /// Seconds past the last visibility at which everything is settled.
+    margin: u64,
+    wrap: fn(Arc<MemorySource>) -> Arc<dyn EventSource>,
+    catch_up_bound: CatchUpBound,
+    cursor_bound: usize,
+}
+
+/// A world whose memory source holds the scenario's events and malformed records, read by a
+/// window kind.
+fn window_world(s: &Scenario, kind: WindowKind) -> World {
+    let stream = StreamId::new(kind.stream).unwrap();
+    let clock = ManualClock::new(t0() + chrono::Duration::seconds(s.clock_start as i64));
+    let mut source = MemorySource::new(
+        stream.clone(),
+        Dataset::audit_logs(),
+        clock.clone() as Arc<dyn Clock>,
+    );
+    if let Some(page) = kind.page_size {
+        source = source.with_page_size(page);
+    }
+    let mut source_raw = BTreeMap::new();
+    let mut latest_visible = t0();
+    for (n, g) in s.events.iter().enumerate() {
+        let (at, visible_at) = when(g, kind.tolerated);
+        let id = EventId::new(format!("ev-{n:03}")).unwrap();
+        let raw = raw_event(&id, at, g.pad);
+        source.push(Event::new(id.clone(), at, raw.clone()), visible_at);
+        source_raw.insert(id, raw);
+        latest_visible = latest_visible.max(visible_at);
+    }
+    let mut malformed_ids = Vec::new();
+    for (n, g) in s.malformed.iter().enumerate() {
+        let (at, visible_at) = when(g, kind.tolerated);
+        let mut q = Quarantined::new(
+            Bytes::from(format!("{{\"when\":\"not a time {n}\"}}")),
+            "unparsable time",
+        );
+        if (kind.timed)(n) {
+            q = q.with_time(at);
+        }
+        malformed_ids.push(q.id.clone());
+        source.push_malformed(q, at, visible_at);
+        latest_visible = latest_visible.max(visible_at);
+    }
+    let caught_up_at =
+        latest_visible.max(clock.now()) + chrono::Duration::seconds(kind.margin as i64);
+    World::new(Built {
+        source: (kind.wrap)(Arc::new(source)),
+        policy: base_policy(s),
+        stream,
+        clock,
+        source_raw,
+        malformed_ids,
+        caught_up_at,
+        catch_up_bound: kind.catch_up_bound,
+        cursor_bound: kind.cursor_bound,
+    })
+}
+
+/// Kind `overlap` (audit logs): events visible late within the tolerated lateness, paging that
+/// stops early at the caps.
+fn overlap_world(s: &Scenario) -> World {
+    // Each cycle commits at least one record or moves the watermark by at least
+    // `max_span - lookback`.
+    let (records, lookback, step) = (
+        s.events.len() + s.malformed.len(),
+        s.lookback,
+        s.max_span - s.lookback,
+    );
+    let kind = WindowKind {
+        stream: "audit-v1/account/prop",
+        // The lateness the algorithm tolerates: lookback + settle - poll step.
+        tolerated: (s.lookback + s.settle - s.step) as i64,
+        page_size: s.page_size,
+        timed: |_| false,
+        margin: s.lookback + s.settle + s.step,
+        wrap: |source| Arc::new(OverlappingWindows::new(source)),
+        catch_up_bound: Box::new(move |now| {
+            let span = (now - t0()).num_seconds() as u64 + lookback;
+            2 * records as u64 + span / step + 50
+        }),
+        cursor_bound: 120 * records + 16,
+    };
+    window_world(s, kind)
+}
+
+/// Kind `settled` (Logpull): every record visible within the settle delay, windows that never
+/// overlap, malformed records with and without a time, no early stop.
+fn settled_world(s: &Scenario) -> World {
+    // Each cycle commits at least one record or moves the watermark by `max_span`.
+    let (records, step) = (s.events.len() + s.malformed.len(), s.max_span);
+    let kind = WindowKind {
+        stream: "logpull/zone/prop",
+        tolerated: s.settle as i64,
+        page_size: None,
+        timed: |n| n % 2 == 0,
+        margin: s.settle + s.step,
+        wrap: |source| Arc::new(SettledWindows::new(source)),
+        catch_up_bound: Box::new(move |now| {
+            let span = (now - t0()).num_seconds() as u64;
+            2 * records as u64 + span / step + 50
+        }),
+        // O(1): nothing but `{}`.
+        cursor_bound: 2,
+    };
+    window_world(s, kind)
+}
+
+/// Kind `ledger` (Logpush): objects whose time is their interval's end, landing up to a
+/// lookback late (so after newer ones), several lines each, split across batches by the caps.
+fn ledger_world(s: &Scenario) -> World {
+    let stream = StreamId::new("logpush/zone/prop/http_requests").unwrap();
+    let clock = ManualClock::new(t0() + chrono::Duration::seconds(s.clock_start as i64));
+    let bucket = MemoryBucket::new(
+        stream.clone(),
+        Dataset::new("http_requests").unwrap(),
+        clock.clone() as Arc<dyn Clock>,
+    );
+    // Objects are generated events whose slot is the object and whose padding is its lines.
+    let mut source_raw = BTreeMap::new();
+    let mut malformed_ids = Vec::new();
+    let mut latest_visible = t0();
+    let mut lines = 0;
+    for (n, g) in s.events.iter().enumerate().take(24) {
+        let (at, visible_at) = when(g, s.lookback as i64);
+        let key = format!("logs/{n:02}/{}.log.gz", at.timestamp());
+        let count = g.pad % 9;
+        let events: Vec<Event> = (0..count)
+            .map(|line| {
+                let id = EventId::new(format!("{key}#{line}")).unwrap();
+                let t = at - chrono::Duration::seconds(line as i64 * 7);
+                let raw = raw_event(&id, t, (g.pad * (line + 1)) % 300);
+                source_raw.insert(id.clone(), raw.clone());
+                Event::new(id, t, raw)
+            })
+            .collect();
+        let malformed: Vec<Quarantined> = (0..usize::from(g.nanos % 3 == 1))
+            .map(|i| {
+                Quarantined::new(
+                    Bytes::from(format!("{key}#{} not json", count + i)),
+                    "not JSON",
+                )
+            })
+            .collect();
+        malformed_ids.extend(malformed.iter().map(|q| q.id.clone()));
+        lines += count + malformed.len() + 1;
+        bucket.put(&key, at, visible_at, events, malformed);
+        latest_visible = latest_visible.max(visible_at);
+    }
+    let caught_up_at = latest_visible.max(clock.now()) + chrono::Duration::seconds(s.step as i64);
+    let mut policy = base_policy(s);
+    policy.max_span = policy.lookback + Duration::from_secs(1);
+    World::new(Built {
+        source: Arc::new(ObjectLedger::new(Arc::new(bucket))),
+        policy,
+        stream,
+        clock,
+        source_raw,
+        malformed_ids,
+        caught_up_at,
+        // Each cycle reads at least one line of an object, or finishes one.
+        catch_up_bound: Box::new(move |_| 2 * lines as u64 + 50),
+        cursor_bound: 90 * s.events.len().min(24) + 120,
+    })
 }
 
 /// Tracks the stored checkpoint between steps: seq and watermark never decrease.
@@ -259,19 +437,15 @@ impl Monotonic {
     }
 }
 
-async fn run_scenario(s: Scenario) {
-    let world = Arc::new(World::new(&s));
+async fn run_scenario(s: Scenario, world: World) {
+    let world = Arc::new(world);
     let plan = FaultPlan::new(s.faults.clone());
-    let steals = Arc::new(std::sync::atomic::AtomicU32::new(0));
     {
         // A second instance takes the lease and works for a while, mid-call of the first.
         let world = world.clone();
-        let steals = steals.clone();
         plan.on_steal(Arc::new(move || {
             let world = world.clone();
-            let steals = steals.clone();
             Box::pin(async move {
-                steals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut thief = world.pipeline(None);
                 for _ in 0..3 {
                     match thief.run_once().await.unwrap() {
@@ -284,7 +458,6 @@ async fn run_scenario(s: Scenario) {
     }
     let mut monotonic = Monotonic::default();
     let mut live = world.pipeline(Some(&plan));
-    let mut restarts = 0;
     for tick in &s.ticks {
         if *tick {
             world.clock.advance(Duration::from_secs(s.step));
@@ -294,7 +467,6 @@ async fn run_scenario(s: Scenario) {
             Err(e) if plan.take_crash() || e.is_conflict() => {
                 // The instance died (crash) or found itself fenced (zombie): start a new one
                 // from the stores, as a supervisor would.
-                restarts += 1;
                 live = world.pipeline(Some(&plan));
             }
             Err(e) if e.is_transient() => {}
@@ -303,20 +475,12 @@ async fn run_scenario(s: Scenario) {
         monotonic.check(&world.store, &world.stream).await;
     }
 
-    // Catch up, fault-free, once every event is visible and settled.
+    // Catch up, fault-free, once every record is visible and settled.
     plan.disarm();
     let _ = plan.take_crash();
-    world.clock.set(
-        world.latest_visible.max(world.clock.now())
-            + chrono::Duration::seconds((s.lookback + s.settle + s.step) as i64),
-    );
-    // Each cycle commits at least one record or moves the watermark by at least
-    // `max_span - lookback`, so this many cycles always suffice.
-    let span = (world.clock.now() - t0()).num_seconds() as u64 + s.lookback;
-    let bound =
-        2 * (s.events.len() + s.malformed.len()) as u64 + span / (s.max_span - s.lookback) + 50;
+    world.clock.set(world.caught_up_at.max(world.clock.now()));
     let mut idle = false;
-    for _ in 0..bound {
+    for _ in 0..(world.catch_up_bound)(world.clock.now()) {
         match live.run_once().await {
             Ok(CycleOutcome::Idle) => {
                 idle = true;
@@ -388,7 +552,24 @@ async fn run_scenario(s: Scenario) {
         Vec::<String>::new(),
         "staged garbage"
     );
-    let _ = restarts;
+    // The cursor stays within its kind's bound.
+    assert!(
+        cp.cursor.encoded_len() <= world.cursor_bound,
+        "{} cursor of {} bytes, bound {}: {:?}",
+        cp.cursor.kind(),
+        cp.cursor.encoded_len(),
+        world.cursor_bound,
+        cp.cursor
+    );
+}
+
+fn run(s: Scenario, world: impl FnOnce(&Scenario) -> World) {
+    let world = world(&s);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(run_scenario(s, world));
 }
 
 proptest! {
@@ -399,11 +580,17 @@ proptest! {
     })]
 
     #[test]
-    fn exactly_once_under_faults_crashes_and_zombies(s in gen_scenario()) {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
-            .block_on(run_scenario(s));
+    fn overlap_cursor_exactly_once_under_faults_crashes_and_zombies(s in gen_scenario()) {
+        run(s, overlap_world);
+    }
+
+    #[test]
+    fn settled_cursor_exactly_once_under_faults_crashes_and_zombies(s in gen_scenario()) {
+        run(s, settled_world);
+    }
+
+    #[test]
+    fn ledger_cursor_exactly_once_under_faults_crashes_and_zombies(s in gen_scenario()) {
+        run(s, ledger_world);
     }
 }

@@ -9,7 +9,7 @@ use cflogs_cloudflare::{
     AccountId, AuditLogSource, AuditSourceConfig, ClientConfig, CloudflareClient, Credentials,
     RateBudget, Secret,
 };
-use cflogs_core::{BatchLimits, Event, EventSource, FetchRequest, Window};
+use cflogs_core::{BatchLimits, Event, FetchRequest, Window, WindowSource};
 use chrono::{TimeDelta, Utc};
 
 /// Which audit API's bytes to archive.

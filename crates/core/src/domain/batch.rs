@@ -1,6 +1,9 @@
-//! What a source returns for a window, what the sinks receive, and the caps that bound a batch.
+//! What the pipeline asks of a source and what it gets back, what the sinks receive, and the
+//! caps that bound a batch.
 
-use super::{Dataset, Event, Quarantined, StreamId, Timestamp, Window};
+use std::time::Duration;
+
+use super::{Dataset, Event, Position, Quarantined, StreamId, Timestamp, Window};
 use crate::error::{Error, Result};
 
 /// Caps on one batch, so memory stays bounded whatever the backlog.
@@ -57,7 +60,47 @@ impl Default for BatchLimits {
     }
 }
 
-/// What the pipeline asks of [`EventSource::fetch`](crate::EventSource::fetch).
+/// What the pipeline asks of [`EventSource::read`](crate::EventSource::read): the time and the
+/// stream's policy. Each cursor kind says how it uses the durations (see [`crate::cursors`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// Now, by the pipeline's clock.
+    pub now: Timestamp,
+    /// How far a read reaches back for records that became visible late.
+    pub lookback: Duration,
+    /// How far behind `now` the source is considered complete.
+    pub settle_delay: Duration,
+    /// The longest time range one read covers.
+    pub max_span: Duration,
+    /// Caps on one batch.
+    pub limits: BatchLimits,
+}
+
+/// What [`EventSource::read`](crate::EventSource::read) returns: the next batch and the
+/// position that completes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read {
+    /// The time range the batch covers (every record's time lies in it).
+    pub window: Window,
+    /// New events, each id once.
+    pub events: Vec<Event>,
+    /// New quarantined records, each id once.
+    pub quarantined: Vec<Quarantined>,
+    /// The position once this batch is committed.
+    pub next: Position,
+    /// Whether more is waiting to be read right now.
+    pub backlog: bool,
+}
+
+impl Read {
+    /// Whether the read found no record (it may still move the position).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.quarantined.is_empty()
+    }
+}
+
+/// What the window cursor kinds ask of
+/// [`WindowSource::fetch`](crate::cursors::WindowSource::fetch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FetchRequest {
     /// The window to read.
@@ -71,7 +114,7 @@ pub struct FetchRequest {
     pub limits: BatchLimits,
 }
 
-/// What [`EventSource::fetch`](crate::EventSource::fetch) returns for a window.
+/// What [`WindowSource::fetch`](crate::cursors::WindowSource::fetch) returns for a window.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fetched {
     /// Events read; the pipeline keeps those in `[window.from, complete_to)`.

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Digest, Epoch, EventId, Manifest, StreamId, Timestamp, window::rfc3339_nanos};
+use super::{
+    Cursor, Digest, Epoch, EventId, Manifest, Position, StreamId, Timestamp, window::rfc3339_nanos,
+};
 use crate::error::{Error, Result};
 
-/// An id committed recently, with its time: the pipeline drops it when a later window (which
-/// overlaps by the lookback) returns it again.
+/// An id committed recently, with its time: the state of an `overlap` cursor
+/// ([`crate::cursors::OverlappingWindows`]), which drops it when a later window (which overlaps
+/// by the lookback) returns it again.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RecentId {
     /// The time it is kept by: its `occurred_at`, or for a quarantined record without one, the
@@ -26,12 +29,16 @@ pub struct CommitGuard {
     pub epoch: Epoch,
 }
 
-/// Progress of one stream.
+/// Progress of one stream: the source's position (cursor and watermark), committed atomically
+/// with the batch that reached it, and the archive chain.
 ///
-/// Invariant: every source event with `occurred_at < watermark - lookback` is committed, and
-/// `recent` holds the ids of committed events (and quarantined records) with a time at or after
-/// `watermark - lookback`.
+/// What the watermark promises depends on the cursor kind (see [`crate::cursors`]); for every
+/// kind it never decreases.
+///
+/// Documents written before cursors existed (`recent` beside the watermark, no `cursor`) load
+/// as an `overlap` cursor holding those ids, so existing deployments keep their progress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredCheckpoint")]
 pub struct Checkpoint {
     /// The stream.
     pub stream: StreamId,
@@ -39,29 +46,73 @@ pub struct Checkpoint {
     pub seq: u64,
     /// Fencing token of the lease holder.
     pub epoch: Epoch,
-    /// See the invariant above. Kept to the nanosecond: a store that rounds it breaks
-    /// deduplication at the window's edge.
+    /// The time committed data has reached, as the cursor kind defines it. Kept to the
+    /// nanosecond: a store that rounds it breaks deduplication at the window's edge.
     #[serde(with = "rfc3339_nanos")]
     pub watermark: Timestamp,
-    /// Committed ids at or after `watermark - lookback`, sorted.
-    pub recent: Vec<RecentId>,
+    /// The source's position, opaque to the pipeline.
+    pub cursor: Cursor,
     /// Hash of the last committed manifest ([`Digest::GENESIS`] before the first).
     pub chain_head: Digest,
     /// The last committed manifest while it is not yet published.
     pub pending: Option<Manifest>,
 }
 
+/// What a stored checkpoint document may hold: today's form, or the form written before
+/// cursors existed (`recent` ids and no `cursor`).
+#[derive(Deserialize)]
+struct StoredCheckpoint {
+    stream: StreamId,
+    seq: u64,
+    epoch: Epoch,
+    #[serde(with = "rfc3339_nanos")]
+    watermark: Timestamp,
+    #[serde(default)]
+    cursor: Option<Cursor>,
+    #[serde(default)]
+    recent: Option<Vec<RecentId>>,
+    chain_head: Digest,
+    pending: Option<Manifest>,
+}
+
+impl From<StoredCheckpoint> for Checkpoint {
+    fn from(s: StoredCheckpoint) -> Self {
+        let cursor = match (s.cursor, s.recent) {
+            (Some(cursor), _) => cursor,
+            (None, recent) => crate::cursors::overlap_cursor(recent.unwrap_or_default()),
+        };
+        Self {
+            stream: s.stream,
+            seq: s.seq,
+            epoch: s.epoch,
+            watermark: s.watermark,
+            cursor,
+            chain_head: s.chain_head,
+            pending: s.pending,
+        }
+    }
+}
+
 impl Checkpoint {
-    /// A stream's first checkpoint: nothing committed, no lease, starting at `watermark`.
+    /// A stream's first checkpoint: nothing committed, no lease, starting at `watermark` with
+    /// [`Cursor::start`].
     pub fn genesis(stream: StreamId, watermark: Timestamp) -> Self {
         Self {
             stream,
             seq: 0,
             epoch: Epoch::NONE,
             watermark,
-            recent: Vec::new(),
+            cursor: Cursor::start(),
             chain_head: Digest::GENESIS,
             pending: None,
+        }
+    }
+
+    /// The source position this checkpoint holds.
+    pub fn position(&self) -> Position {
+        Position {
+            watermark: self.watermark,
+            cursor: self.cursor.clone(),
         }
     }
 
@@ -211,5 +262,27 @@ mod tests {
         let other = StreamId::new("s/b").unwrap();
         assert!(Checkpoint::from_stored(&other, 3, 2, doc.as_bytes()).is_err());
         assert!(Checkpoint::from_stored(&stream, 3, 2, b"{").is_err());
+    }
+
+    #[test]
+    fn a_document_written_before_cursors_loads_as_an_overlap_cursor() {
+        // As the previous release stored it: `recent` beside the watermark, no cursor.
+        let old = r#"{"stream":"audit-v1/account/a","seq":4,"epoch":3,
+            "watermark":"2026-11-20T10:05:00.000000000Z",
+            "recent":[{"at":"2026-11-20T10:01:00.500000000Z","id":"ev-1"}],
+            "chain_head":"0000000000000000000000000000000000000000000000000000000000000000",
+            "pending":null}"#;
+        let cp = Checkpoint::from_json(old.as_bytes()).unwrap();
+        assert_eq!(cp.seq, 4);
+        assert_eq!(cp.cursor.kind(), "overlap");
+        let ids = crate::cursors::overlap_recent(&cp.cursor).unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].id.as_str(), "ev-1");
+        // Written back, it is in today's form and loads the same.
+        let again = Checkpoint::from_json(&cp.to_json()).unwrap();
+        assert_eq!(again, cp);
+        let doc: serde_json::Value = serde_json::from_slice(&cp.to_json()).unwrap();
+        assert!(doc.get("recent").is_none(), "{doc}");
+        assert_eq!(doc["cursor"]["kind"], "overlap");
     }
 }

@@ -2,14 +2,16 @@
 
 mod batch;
 mod checkpoint;
+mod cursor;
 mod event;
 mod ids;
 mod manifest;
 mod secret;
 mod window;
 
-pub use batch::{Batch, BatchLimits, FetchRequest, Fetched};
+pub use batch::{Batch, BatchLimits, FetchRequest, Fetched, Read, ReadRequest};
 pub use checkpoint::{Checkpoint, CommitGuard, RecentId};
+pub use cursor::{Cursor, Position};
 pub use event::{AuditFields, Event, Fields, Quarantined};
 pub use ids::{Dataset, Epoch, EventId, StreamId};
 pub use manifest::{Digest, Manifest, ManifestObject};

@@ -1,9 +1,9 @@
 //! The exactly-once commit algorithm (`docs/architecture.md`, `exactly-once.md`), written
 //! against the four ports only.
 
-mod assemble;
 mod policy;
 
+use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::domain::{
-    Batch, Checkpoint, Epoch, FetchRequest, RecentId, StreamId, Timestamp, Window,
+    Batch, Checkpoint, Epoch, Event, EventId, Quarantined, Read, ReadRequest, StreamId, Timestamp,
 };
 use crate::error::{Error, Result, error_chain};
 use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
@@ -101,12 +101,13 @@ enum Lease {
 /// One cycle ([`Pipeline::run_once`]):
 /// 0. lease: the first cycle acquires a new epoch, fencing older instances;
 /// 1. recover: publish a pending manifest left by a crash, then clear it;
-/// 2. plan `[watermark - lookback, min(now - settle_delay, from + max_span))`;
-/// 3. fetch, drop ids committed recently and duplicates, cut to the batch caps without
-///    splitting a timestamp;
+/// 2. plan and 3. read, in one call of the source: from the checkpoint's position the
+///    source's cursor kind plans the window or objects, drops what is committed, cuts to the
+///    batch caps (see [`crate::cursors`]), and returns the position the batch completes;
 /// 4. write to analytics (idempotent);
 /// 5. stage the archive objects under keys carrying the epoch;
-/// 6. commit the checkpoint (compare-and-set on `(seq, epoch)`) with the manifest as pending;
+/// 6. commit the checkpoint (compare-and-set on `(seq, epoch)`) with the new position and the
+///    manifest as pending;
 /// 7. publish: copy staged objects to final keys, write the manifest, clear pending.
 ///
 /// Any failure before 6 leaves nothing committed and the cycle is redone; between 6 and 7 the
@@ -331,62 +332,52 @@ impl Pipeline {
             self.sweep(&cp).await;
         }
 
-        // 2. Plan.
-        let lookback = self.policy.lookback_chrono();
-        let from = cp.watermark - lookback;
-        let settled = self.clock.now() - self.policy.settle_delay_chrono();
-        let to = settled.min(from + self.policy.max_span_chrono());
-        if to <= from {
-            return Ok((cp, CycleOutcome::Idle));
-        }
-        let window = Window::new(from, to)?;
-
-        // 3. Fetch and assemble.
-        let request = FetchRequest {
-            window,
-            floor: cp.watermark,
+        // 2-3. Read from the stream's position (the source plans its own window or objects).
+        let request = ReadRequest {
+            now: self.clock.now(),
+            lookback: self.policy.lookback,
+            settle_delay: self.policy.settle_delay,
+            max_span: self.policy.max_span,
             limits: self.policy.limits,
         };
-        let fetched = self.source.fetch(&request).await?;
-        let assembled = assemble::assemble(&request, fetched, &cp.recent)?;
-        let watermark = cp.watermark.max(assembled.to);
-        let keep_from = watermark - lookback;
-        let mut recent: Vec<RecentId> = cp
-            .recent
-            .iter()
-            .filter(|r| r.at >= keep_from)
-            .cloned()
-            .chain(assembled.events.iter().map(|e| RecentId {
-                at: e.occurred_at,
-                id: e.id.clone(),
-            }))
-            .chain(assembled.quarantined.iter().map(|q| RecentId {
-                // Later than the record's true time, so it is kept as long as it can be re-read.
-                at: window.to(),
-                id: q.id.clone(),
-            }))
-            .filter(|r| r.at >= keep_from)
-            .collect();
-        recent.sort_unstable();
-        recent.dedup();
-        let backlog = assembled.to < settled;
+        let Some(read) = self.source.read(&cp.position(), &request).await? else {
+            return Ok((cp, CycleOutcome::Idle));
+        };
+        let Read {
+            window,
+            events,
+            quarantined,
+            next: position,
+            backlog,
+        } = read;
+        let (events, quarantined) = once_each(events, quarantined);
+        if position.watermark < cp.watermark {
+            return Err(Error::fatal(
+                "event source",
+                format!(
+                    "the source broke its contract: it moved the watermark back from {} to {}",
+                    cp.watermark, position.watermark
+                ),
+            ));
+        }
+        let watermark = position.watermark;
         let batch = Batch {
             stream: cp.stream.clone(),
             dataset: self.source.dataset().clone(),
-            window: Window::new(from, assembled.to)?,
-            events: assembled.events,
-            quarantined: assembled.quarantined,
+            window,
+            events,
+            quarantined,
         };
 
         if batch.is_empty() {
-            if watermark == cp.watermark && recent == cp.recent {
-                return Ok((cp, CycleOutcome::Idle));
-            }
             let next = Checkpoint {
                 watermark,
-                recent,
+                cursor: position.cursor,
                 ..cp.clone()
             };
+            if next == cp {
+                return Ok((cp, CycleOutcome::Idle));
+            }
             let cp = self.commit(&cp, next).await?;
             debug!(stream = %cp.stream, watermark = %cp.watermark, "watermark advanced");
             return Ok((cp, CycleOutcome::Advanced { watermark, backlog }));
@@ -419,7 +410,7 @@ impl Pipeline {
         let next = Checkpoint {
             seq,
             watermark,
-            recent,
+            cursor: position.cursor,
             chain_head: manifest.hash(),
             pending: Some(manifest),
             ..cp.clone()
@@ -503,6 +494,21 @@ impl Pipeline {
             Err(e) => warn!(stream = %cp.stream, error = %error_chain(&e), "sweep failed"),
         }
     }
+}
+
+/// The records of a read sorted by `(occurred_at, id)`, each id once: what a source's contract
+/// already promises, enforced here because the archive's guarantee depends on it.
+fn once_each(
+    mut events: Vec<Event>,
+    quarantined: Vec<Quarantined>,
+) -> (Vec<Event>, Vec<Quarantined>) {
+    events.sort_unstable_by(|a, b| (a.occurred_at, &a.id).cmp(&(b.occurred_at, &b.id)));
+    let mut seen: HashSet<EventId> = HashSet::new();
+    events.retain(|e| seen.insert(e.id.clone()));
+    let mut seen: HashSet<EventId> = HashSet::new();
+    let mut quarantined = quarantined;
+    quarantined.retain(|q| seen.insert(q.id.clone()));
+    (events, quarantined)
 }
 
 /// A number in `[0, 1)` that differs between calls, for retry jitter, without a random crate.

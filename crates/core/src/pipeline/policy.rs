@@ -10,15 +10,15 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     /// Where a stream with no checkpoint starts: its initial watermark (`INITIAL_CHECKPOINT`).
-    /// The first window starts `lookback` before it.
     pub start_at: Timestamp,
-    /// How far each window reaches back before the watermark, to catch events that became
-    /// visible late. An event visible more than `lookback + settle_delay - poll_interval` after
-    /// its time can be missed by a time-based poll (see the architecture page).
+    /// How far a read reaches back for records that became visible late: the overlap of
+    /// audit-log windows, the ledger span of a bucket; unused by settled windows (see
+    /// [`crate::cursors`]). For audit logs an event visible more than `lookback + settle_delay -
+    /// poll_interval` after its time can be missed (see the architecture page).
     pub lookback: Duration,
     /// How far behind now a window ends.
     pub settle_delay: Duration,
-    /// The longest window asked of the source in one cycle.
+    /// The longest time range one read covers.
     pub max_span: Duration,
     /// Caps on one batch.
     pub limits: BatchLimits,
@@ -100,23 +100,6 @@ impl Policy {
             .min(self.retry_max);
         step.mul_f64(jitter.clamp(0.1, 1.0))
     }
-
-    pub(crate) fn lookback_chrono(&self) -> chrono::Duration {
-        to_chrono(self.lookback)
-    }
-
-    pub(crate) fn settle_delay_chrono(&self) -> chrono::Duration {
-        to_chrono(self.settle_delay)
-    }
-
-    pub(crate) fn max_span_chrono(&self) -> chrono::Duration {
-        to_chrono(self.max_span)
-    }
-}
-
-/// Converts a validated duration (below 10 years, so it always fits).
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ use chrono::{TimeZone, Utc};
 use mockall::Sequence;
 
 use super::*;
-use crate::domain::{Dataset, Digest, Event, EventId, Fetched, Manifest, StreamId};
+use crate::cursors::{MockWindowSource, OverlappingWindows};
+use crate::domain::Window;
+use crate::domain::{
+    Cursor, Dataset, Digest, Event, EventId, Fetched, Manifest, Position, Quarantined, StreamId,
+};
 use crate::ports::{
     MockAnalyticsSink, MockArchiveSink, MockCheckpointStore, MockEventSource, WriteReport,
 };
@@ -42,8 +46,8 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-fn source_with(events: Vec<Event>, times: usize) -> MockEventSource {
-    let mut source = MockEventSource::new();
+fn source_with(events: Vec<Event>, times: usize) -> MockWindowSource {
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_dataset().return_const(Dataset::audit_logs());
     source.expect_fetch().times(times).returning(move |_| {
@@ -87,20 +91,17 @@ fn archive_staging() -> MockArchiveSink {
 }
 
 fn pipeline(
-    source: MockEventSource,
+    source: MockWindowSource,
     store: MockCheckpointStore,
     analytics: MockAnalyticsSink,
     archive: MockArchiveSink,
 ) -> Pipeline {
-    Pipeline::new(
-        Arc::new(source),
-        Arc::new(store),
-        Arc::new(analytics),
-        Arc::new(archive),
-        ManualClock::new(t(300)),
-        policy(),
-    )
-    .unwrap()
+    pipeline_of(overlapping(source), store, analytics, archive)
+}
+
+/// The mock window source read with an `overlap` cursor, as audit logs are.
+fn overlapping(source: MockWindowSource) -> Arc<dyn EventSource> {
+    Arc::new(OverlappingWindows::new(Arc::new(source)))
 }
 
 fn transient() -> Error {
@@ -269,7 +270,7 @@ async fn a_reload_that_finds_a_newer_epoch_is_a_conflict() {
         .expect_load()
         .times(1)
         .returning(|_| Ok(Some(genesis(2))));
-    let mut source = MockEventSource::new();
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_dataset().return_const(Dataset::audit_logs());
     source
@@ -331,7 +332,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
         .in_sequence(&mut order)
         .withf(|_, next| next.seq == 1 && next.pending.is_none())
         .returning(|_, _| Ok(()));
-    let mut source = MockEventSource::new();
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_dataset().return_const(Dataset::audit_logs());
     source
@@ -353,7 +354,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
 async fn a_source_breaking_its_contract_is_fatal() {
     let mut store = MockCheckpointStore::new();
     store.expect_acquire().returning(|_, _| Ok(genesis(1)));
-    let mut source = MockEventSource::new();
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_dataset().return_const(Dataset::audit_logs());
     source.expect_fetch().returning(|r| {
@@ -378,7 +379,7 @@ async fn nothing_is_fetched_before_the_window_has_settled() {
             ..genesis(1)
         })
     });
-    let mut source = MockEventSource::new();
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_fetch().times(0);
     let mut archive = MockArchiveSink::new();
@@ -398,7 +399,7 @@ async fn a_sweep_failure_does_not_fail_the_cycle() {
         .times(1)
         .returning(|_, _| Err(transient()));
     let mut p = Pipeline::new(
-        Arc::new(source_with(Vec::new(), 1)),
+        overlapping(source_with(Vec::new(), 1)),
         Arc::new(store),
         Arc::new(MockAnalyticsSink::new()),
         Arc::new(archive),
@@ -420,7 +421,7 @@ async fn run_waits_the_poll_interval_and_stops_on_shutdown() {
     let mut archive = MockArchiveSink::new();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let fetches = Arc::new(Mutex::new(0));
-    let mut source = MockEventSource::new();
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_dataset().return_const(Dataset::audit_logs());
     let f = fetches.clone();
@@ -448,7 +449,7 @@ async fn run_retries_transient_failures_and_returns_a_conflict() {
         // The second reload finds that another instance took the stream.
         Ok(Some(genesis(if *n < 2 { 1 } else { 2 })))
     });
-    let mut source = MockEventSource::new();
+    let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_dataset().return_const(Dataset::audit_logs());
     source.expect_fetch().returning(|_| Err(transient()));
@@ -501,4 +502,115 @@ async fn an_observer_hears_of_every_cycle_with_its_commit_time() {
         "a batch was committed, so its commit was timed"
     );
     assert_eq!(seen[0].2, Some(t(290)), "watermark = now - settle delay");
+}
+
+/// A source answering every read with `read` (its position fields filled from `at`).
+fn reading(read: impl Fn(&Position) -> Read + Send + Sync + 'static) -> Arc<dyn EventSource> {
+    let mut source = MockEventSource::new();
+    source.expect_stream().return_const(stream());
+    source.expect_dataset().return_const(Dataset::audit_logs());
+    source
+        .expect_read()
+        .returning(move |at, _| Ok(Some(read(at))));
+    Arc::new(source)
+}
+
+fn pipeline_of(
+    source: Arc<dyn EventSource>,
+    store: MockCheckpointStore,
+    analytics: MockAnalyticsSink,
+    archive: MockArchiveSink,
+) -> Pipeline {
+    Pipeline::new(
+        source,
+        Arc::new(store),
+        Arc::new(analytics),
+        Arc::new(archive),
+        ManualClock::new(t(300)),
+        policy(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_source_moving_the_watermark_back_is_fatal_and_commits_nothing() {
+    let mut store = MockCheckpointStore::new();
+    store.expect_acquire().returning(|_, _| {
+        Ok(Checkpoint {
+            watermark: t(100),
+            ..genesis(1)
+        })
+    });
+    store.expect_commit().times(0);
+    let mut analytics = MockAnalyticsSink::new();
+    analytics.expect_write().times(0);
+    let mut archive = MockArchiveSink::new();
+    archive.expect_sweep().returning(|_, _| Ok(0));
+    archive.expect_stage().times(0);
+    let source = reading(|at| Read {
+        window: Window::new(t(0), t(50)).unwrap(),
+        events: events(),
+        quarantined: Vec::new(),
+        next: Position {
+            watermark: at.watermark - chrono::Duration::nanoseconds(1),
+            cursor: Cursor::start(),
+        },
+        backlog: false,
+    });
+    let mut p = pipeline_of(source, store, analytics, archive);
+    let e = p.run_once().await.unwrap_err();
+    assert!(matches!(e, Error::Fatal { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_read_returning_an_id_twice_is_written_and_archived_once_in_order() {
+    let mut store = MockCheckpointStore::new();
+    store.expect_acquire().returning(|_, _| Ok(genesis(1)));
+    store.expect_commit().returning(|_, _| Ok(()));
+    let mut analytics = MockAnalyticsSink::new();
+    analytics
+        .expect_write()
+        .times(1)
+        .withf(|b| {
+            let ids: Vec<&str> = b.events.iter().map(|e| e.id.as_str()).collect();
+            ids == ["e0", "e1", "e2"] && b.quarantined.len() == 1
+        })
+        .returning(|_| Ok(WriteReport::default()));
+    let mut archive = MockArchiveSink::new();
+    archive
+        .expect_stage()
+        .times(1)
+        .withf(|b, _| b.events.len() == 3 && b.quarantined.len() == 1)
+        .returning(|batch, r| Ok(manifest_for(batch, r)));
+    archive.expect_publish().returning(|_| Ok(()));
+    archive.expect_sweep().returning(|_, _| Ok(0));
+    let q = Quarantined::new(Bytes::from_static(b"{bad"), "not JSON");
+    let source = reading(move |at| {
+        let mut twice = events();
+        twice.reverse();
+        twice.push(events()[1].clone());
+        Read {
+            window: Window::new(t(0), t(60)).unwrap(),
+            events: twice,
+            quarantined: vec![q.clone(), q.clone()],
+            next: Position {
+                watermark: at.watermark + chrono::Duration::seconds(60),
+                cursor: Cursor::encode("unit", 1, &3u32).unwrap(),
+            },
+            backlog: false,
+        }
+    });
+    let mut p = pipeline_of(source, store, analytics, archive);
+    let outcome = p.run_once().await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            CycleOutcome::Committed {
+                events: 3,
+                quarantined: 1,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
 }

@@ -14,12 +14,13 @@ use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
 use super::samples::audit_events;
+use crate::cursors::WindowSource;
 use crate::domain::{
-    Batch, BatchLimits, Checkpoint, Dataset, Digest, Epoch, EventId, FetchRequest, Manifest,
-    ManifestObject, Quarantined, RecentId, StreamId, Timestamp, Window,
+    Batch, BatchLimits, Checkpoint, Cursor, Dataset, Digest, Epoch, EventId, FetchRequest,
+    Manifest, ManifestObject, Quarantined, RecentId, StreamId, Timestamp, Window,
 };
 use crate::error::{Error, Result};
-use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, EventSource, StageRequest};
+use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, StageRequest};
 
 fn stream(prefix: &str, name: &str) -> StreamId {
     StreamId::new(format!("{prefix}/{name}"))
@@ -168,7 +169,7 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
     );
     assert_eq!(first.chain_head, Digest::GENESIS, "genesis chain head");
     assert!(
-        first.pending.is_none() && first.recent.is_empty(),
+        first.pending.is_none() && first.cursor.is_start(),
         "genesis is empty"
     );
     assert!(
@@ -207,7 +208,7 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
     let next = Checkpoint {
         seq: 1,
         watermark: at(2026, 11, 25, 10, 5, 0, 987_654_321),
-        recent: vec![
+        cursor: crate::cursors::overlap_cursor(vec![
             RecentId {
                 at: at(2026, 11, 25, 10, 4, 59, 999_999_999),
                 id: EventId::new("ev-1").expect("id"),
@@ -216,7 +217,7 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
                 at: at(2026, 11, 25, 10, 5, 0, 1),
                 id: EventId::content_hash(b"malformed"),
             },
-        ],
+        ]),
         chain_head: manifest.hash(),
         pending: Some(manifest.clone()),
         ..second.clone()
@@ -252,9 +253,20 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
         .commit(next.guard(), &cleared)
         .await
         .expect("clear pending");
+    // Any kind of cursor, whatever its state holds, comes back intact.
     let advanced = Checkpoint {
         watermark: cleared.watermark + chrono::Duration::minutes(3),
-        recent: Vec::new(),
+        cursor: Cursor::encode(
+            "conformance",
+            7,
+            &serde_json::json!({
+                "done": {"logs/20261125/a.log.gz": "2026-11-25T10:05:00.000000001Z", "b": "x"},
+                "partial": {"key": "logs/\u{e9}/\"q\"", "line": 9_007_199_254_740_993u64},
+                "empty": [],
+                "flag": true,
+            }),
+        )
+        .expect("cursor"),
         ..cleared.clone()
     };
     store
@@ -684,9 +696,9 @@ pub async fn archive_sink(archive: &dyn ArchiveSink, probe: &dyn ArchiveProbe, p
     }
 }
 
-/// The [`EventSource`] contract over `window`, where the source holds exactly `expected`
+/// The [`WindowSource`] contract over `window`, where the source holds exactly `expected`
 /// (visible) events in that window.
-pub async fn event_source(source: &dyn EventSource, window: &Window, expected: &[EventId]) {
+pub async fn window_source(source: &dyn WindowSource, window: &Window, expected: &[EventId]) {
     let request = |limits| FetchRequest {
         window: *window,
         floor: window.from(),

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 
 use crate::domain::{
-    Batch, Checkpoint, CommitGuard, Dataset, FetchRequest, Fetched, Manifest, StreamId, Timestamp,
+    Batch, Checkpoint, CommitGuard, Dataset, Manifest, Position, Read, ReadRequest, StreamId,
+    Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -181,9 +182,9 @@ impl<T: EventSource + ?Sized> EventSource for Faulty<T> {
         self.inner.dataset()
     }
 
-    async fn fetch(&self, request: &FetchRequest) -> Result<Fetched> {
+    async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {
         self.plan
-            .apply("source.fetch", self.inner.fetch(request))
+            .apply("source.read", self.inner.read(at, request))
             .await
     }
 }

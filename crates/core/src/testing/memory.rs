@@ -9,14 +9,14 @@ use bytes::Bytes;
 use chrono::{Datelike, Timelike};
 use serde::{Deserialize, Serialize};
 
+use crate::cursors::{ObjectChunk, ObjectRef, ObjectSource, WindowSource};
 use crate::domain::{
-    Batch, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Event, EventId, FetchRequest, Fetched,
-    Manifest, ManifestObject, Quarantined, StreamId, Timestamp, rfc3339_nanos,
+    Batch, BatchLimits, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Event, EventId,
+    FetchRequest, Fetched, Manifest, ManifestObject, Quarantined, StreamId, Timestamp,
+    rfc3339_nanos,
 };
 use crate::error::{Error, Result};
-use crate::ports::{
-    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, WriteReport,
-};
+use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, StageRequest, WriteReport};
 
 /// Locks a mutex, ignoring poisoning: a panicking test thread must not hide the state.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -144,7 +144,7 @@ impl MemorySource {
 }
 
 #[async_trait]
-impl EventSource for MemorySource {
+impl WindowSource for MemorySource {
     fn stream(&self) -> &StreamId {
         &self.stream
     }
@@ -193,6 +193,128 @@ impl EventSource for MemorySource {
             }
         }
         Ok(fetched)
+    }
+}
+
+/// One object of a [`MemoryBucket`].
+#[derive(Clone, Debug)]
+struct BucketObject {
+    object: ObjectRef,
+    visible_at: Timestamp,
+    lines: Vec<Record>,
+}
+
+/// An [`ObjectSource`] whose objects are set by the test: each with a key, the time it is kept
+/// by, the time it becomes visible (an object for an old interval may land late) and its lines
+/// (events or malformed records). Listing returns every visible object from an hour before
+/// `since` on (more than asked, as a date-prefix listing does).
+#[derive(Debug)]
+pub struct MemoryBucket {
+    stream: StreamId,
+    dataset: Dataset,
+    clock: Arc<dyn Clock>,
+    objects: Mutex<BTreeMap<String, BucketObject>>,
+}
+
+impl MemoryBucket {
+    /// An empty bucket for `stream`, reading visibility against `clock`.
+    pub fn new(stream: StreamId, dataset: Dataset, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            stream,
+            dataset,
+            clock,
+            objects: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds object `key`, kept by `at`, visible from `visible_at`, holding `events` (in line
+    /// order) and then `malformed` lines.
+    ///
+    /// # Panics
+    /// When `key` is already in the bucket: objects are immutable.
+    pub fn put(
+        &self,
+        key: &str,
+        at: Timestamp,
+        visible_at: Timestamp,
+        events: Vec<Event>,
+        malformed: Vec<Quarantined>,
+    ) {
+        let size = events.iter().map(Event::size).sum::<usize>()
+            + malformed.iter().map(|q| q.raw.len()).sum::<usize>();
+        let lines = events
+            .into_iter()
+            .map(Record::Event)
+            .chain(malformed.into_iter().map(Record::Malformed))
+            .collect();
+        let object = BucketObject {
+            object: ObjectRef {
+                key: key.to_owned(),
+                at,
+                size: size as u64,
+            },
+            visible_at,
+            lines,
+        };
+        let previous = lock(&self.objects).insert(key.to_owned(), object);
+        assert!(previous.is_none(), "object {key} put twice");
+    }
+}
+
+#[async_trait]
+impl ObjectSource for MemoryBucket {
+    fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    async fn list(&self, since: Timestamp) -> Result<Vec<ObjectRef>> {
+        let now = self.clock.now();
+        let from = since - chrono::Duration::hours(1);
+        Ok(lock(&self.objects)
+            .values()
+            .filter(|o| o.visible_at <= now && o.object.at >= from)
+            .map(|o| o.object.clone())
+            .collect())
+    }
+
+    async fn read_object(
+        &self,
+        object: &ObjectRef,
+        from_line: u64,
+        limits: BatchLimits,
+    ) -> Result<ObjectChunk> {
+        let objects = lock(&self.objects);
+        let Some(stored) = objects.get(&object.key) else {
+            return Err(Error::fatal(
+                "memory bucket",
+                format!("object {} is gone", object.key),
+            ));
+        };
+        let mut chunk = ObjectChunk::default();
+        let (mut count, mut bytes) = (0, 0);
+        let start = usize::try_from(from_line).unwrap_or(usize::MAX);
+        for (n, line) in stored.lines.iter().enumerate().skip(start) {
+            if count > 0 && limits.exceeded_by(count + 1, bytes) {
+                chunk.next_line = Some(n as u64);
+                break;
+            }
+            count += 1;
+            match line {
+                Record::Event(e) => {
+                    bytes += e.size();
+                    chunk.events.push(e.clone());
+                }
+                Record::Malformed(q) => {
+                    bytes += q.raw.len();
+                    chunk.quarantined.push(q.clone());
+                }
+            }
+        }
+        Ok(chunk)
     }
 }
 

@@ -11,5 +11,6 @@ mod memory;
 pub mod samples;
 
 pub use memory::{
-    ManualClock, MemoryAnalytics, MemoryArchive, MemoryCheckpointStore, MemorySource, StoredObject,
+    ManualClock, MemoryAnalytics, MemoryArchive, MemoryBucket, MemoryCheckpointStore, MemorySource,
+    StoredObject,
 };
