@@ -21,6 +21,7 @@ pub mod domain;
 mod error;
 pub mod pipeline;
 pub mod ports;
+pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -39,3 +40,4 @@ pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
     WriteReport,
 };
+pub use schema::{Column, ColumnType, DatasetSchema, IdRule, JsonPath, TimeFormat};

@@ -1,0 +1,475 @@
+//! Datasets described by data: a [`DatasetSchema`] names a dataset's time field, its id rule and
+//! its typed columns with the JSON paths they are read from. Sinks derive their tables and
+//! files from it (the next step of issue 12 wires PostgreSQL, SQLite and Parquet to it), so
+//! adding a dataset is one schema definition, never code in a sink.
+//!
+//! Mapping is lenient by design: a missing field is NULL, a value of the wrong type is NULL in
+//! its column (the raw event keeps it), and only a missing or unreadable time or id makes a
+//! record unmappable (quarantined by the source).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde_json::Value as Json;
+
+use crate::domain::{Dataset, EventId, Timestamp};
+use crate::error::{Error, Result};
+
+/// How a timestamp is written in the source's JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeFormat {
+    /// An RFC 3339 string (`2026-11-25T10:00:00.123Z`).
+    Rfc3339,
+    /// Seconds since the Unix epoch, integer or fractional (Logpush `timestamp_format: unix`).
+    UnixSeconds,
+    /// Milliseconds since the Unix epoch (Workers trace events' `EventTimestampMs`).
+    UnixMillis,
+    /// Nanoseconds since the Unix epoch (Logpull's and Logpush's default, `unixnano`).
+    UnixNanos,
+    /// Any of the above, for datasets whose jobs users configure: a string is RFC 3339, a
+    /// number is read by its magnitude (from 1e17 nanoseconds, from 1e14 microseconds, from
+    /// 1e11 milliseconds, else seconds: unambiguous for dates from 1973 to 5138).
+    Any,
+}
+
+/// The type of a column, which each sink maps to its own (PostgreSQL, SQLite, Arrow).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ColumnType {
+    /// Text; a JSON string as it is, any other scalar as its JSON text (`true`, `403`).
+    Text,
+    /// A 64-bit integer (a JSON integer, or a string holding one).
+    Integer,
+    /// A 64-bit float (any JSON number, or a string holding one).
+    Float,
+    /// A boolean (JSON `true`/`false`).
+    Boolean,
+    /// A point in time, written as the format says.
+    Timestamp(TimeFormat),
+    /// An IPv4 or IPv6 address (a string; surrounding blanks ignored).
+    Ip,
+    /// Any JSON value, kept as its JSON text.
+    Json,
+}
+
+/// A path into a JSON object: keys separated by `.` (`actor.email`, `ClientIP`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct JsonPath(Vec<String>);
+
+impl JsonPath {
+    /// Parses `actor.email`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty path or an empty key.
+    pub fn new(path: &str) -> Result<Self> {
+        let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if keys.iter().any(String::is_empty) {
+            return Err(Error::invalid(
+                "dataset schema",
+                format!("JSON path {path:?} has an empty key"),
+            ));
+        }
+        Ok(Self(keys))
+    }
+
+    /// The value at this path, unless it is missing or JSON `null`.
+    pub fn find<'a>(&self, object: &'a Json) -> Option<&'a Json> {
+        let mut at = object;
+        for key in &self.0 {
+            at = at.as_object()?.get(key)?;
+        }
+        (!at.is_null()).then_some(at)
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+impl fmt::Debug for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JsonPath({self})")
+    }
+}
+
+/// The first path of `paths` that holds a value (v1 and v2 name fields differently).
+fn first<'a>(paths: &[JsonPath], object: &'a Json) -> Option<&'a Json> {
+    paths.iter().find_map(|p| p.find(object))
+}
+
+/// One typed column of a dataset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    name: String,
+    ty: ColumnType,
+    paths: Vec<JsonPath>,
+}
+
+impl Column {
+    /// The column's name in every sink: a lowercase SQL identifier.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its type.
+    pub fn ty(&self) -> ColumnType {
+        self.ty
+    }
+
+    /// Where it is read from, first present wins.
+    pub fn paths(&self) -> &[JsonPath] {
+        &self.paths
+    }
+
+    /// This column's value in `object`: `None` when the field is missing, `null`, or of a type
+    /// the column cannot hold.
+    pub fn value(&self, object: &Json) -> Option<Value> {
+        convert(self.ty, first(&self.paths, object)?)
+    }
+}
+
+/// A column value as read from an event.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// [`ColumnType::Text`].
+    Text(String),
+    /// [`ColumnType::Integer`].
+    Integer(i64),
+    /// [`ColumnType::Float`].
+    Float(f64),
+    /// [`ColumnType::Boolean`].
+    Boolean(bool),
+    /// [`ColumnType::Timestamp`].
+    Timestamp(Timestamp),
+    /// [`ColumnType::Ip`].
+    Ip(IpAddr),
+    /// [`ColumnType::Json`], as JSON text.
+    Json(String),
+}
+
+fn convert(ty: ColumnType, v: &Json) -> Option<Value> {
+    match ty {
+        ColumnType::Text => Some(Value::Text(match v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        })),
+        ColumnType::Integer => match v {
+            Json::Number(n) => n.as_i64(),
+            Json::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .map(Value::Integer),
+        ColumnType::Float => match v {
+            Json::Number(n) => n.as_f64(),
+            Json::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|f: &f64| f.is_finite())
+        .map(Value::Float),
+        ColumnType::Boolean => v.as_bool().map(Value::Boolean),
+        ColumnType::Timestamp(format) => parse_time(format, v).map(Value::Timestamp),
+        ColumnType::Ip => v
+            .as_str()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Value::Ip),
+        ColumnType::Json => Some(Value::Json(v.to_string())),
+    }
+}
+
+/// Reads a timestamp written as `format`.
+pub fn parse_time(format: TimeFormat, v: &Json) -> Option<Timestamp> {
+    let rfc3339 = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s.trim())
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let nanos = |n: i128| {
+        let secs = i64::try_from(n.div_euclid(1_000_000_000)).ok()?;
+        let sub = u32::try_from(n.rem_euclid(1_000_000_000)).ok()?;
+        chrono::DateTime::from_timestamp(secs, sub)
+    };
+    let seconds = |n: &serde_json::Number| match n.as_i64() {
+        Some(i) => chrono::DateTime::from_timestamp(i, 0),
+        None => {
+            let f = n.as_f64()?;
+            nanos((f * 1e9).round() as i128).filter(|_| f.is_finite())
+        }
+    };
+    match (format, v) {
+        (TimeFormat::Rfc3339 | TimeFormat::Any, Json::String(s)) => rfc3339(s),
+        (TimeFormat::UnixNanos, Json::Number(n)) => nanos(i128::from(n.as_i64()?)),
+        (TimeFormat::UnixSeconds, Json::Number(n)) => seconds(n),
+        (TimeFormat::UnixMillis, Json::Number(n)) => nanos(i128::from(n.as_i64()?) * 1_000_000),
+        (TimeFormat::Any, Json::Number(n)) => match n.as_i64().map(|i| (i, i.unsigned_abs())) {
+            Some((i, a)) if a >= 100_000_000_000_000_000 => nanos(i128::from(i)),
+            Some((i, a)) if a >= 100_000_000_000_000 => nanos(i128::from(i) * 1_000),
+            Some((i, a)) if a >= 100_000_000_000 => nanos(i128::from(i) * 1_000_000),
+            _ => seconds(n),
+        },
+        _ => None,
+    }
+}
+
+/// How an event's id is found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdRule {
+    /// A field that is unique per event (audit `id`, Gateway `QueryID`).
+    Field(Vec<JsonPath>),
+    /// None in the record: the source gives each one an id of its own, which the dataset's
+    /// documentation states (Logpush: `(object key, line)`; Logpull: content hash and
+    /// occurrence, since `RayID` is not guaranteed unique).
+    FromSource,
+}
+
+/// What a record is, as a dataset schema reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapped {
+    /// The id, when the schema's rule finds one ([`IdRule::FromSource`]: `None`).
+    pub id: Option<EventId>,
+    /// Its time.
+    pub occurred_at: Timestamp,
+    /// One value per column of the schema, in order.
+    pub values: Vec<Option<Value>>,
+}
+
+/// A dataset described by data: its time field, its id rule, its typed columns.
+///
+/// Build one with [`DatasetSchema::builder`]; the built-in ones come from
+/// [`DatasetSchema::builtin`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetSchema {
+    dataset: Dataset,
+    time: Vec<JsonPath>,
+    time_format: TimeFormat,
+    id: IdRule,
+    columns: Vec<Column>,
+}
+
+/// Column names the sinks add themselves, which a schema cannot use.
+pub const RESERVED_COLUMNS: &[&str] = &[
+    "stream",
+    "event_id",
+    "timestamp",
+    "raw_event",
+    "ingestion_time",
+];
+
+impl DatasetSchema {
+    /// Starts a schema for `dataset` whose time is read from `time` (first present of the
+    /// comma-free paths given) written as `format`.
+    pub fn builder(dataset: Dataset, time: &[&str], format: TimeFormat) -> SchemaBuilder {
+        SchemaBuilder {
+            dataset,
+            time: time.iter().map(|p| (*p).to_owned()).collect(),
+            time_format: format,
+            id: None,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The typed columns, in table order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The id rule.
+    pub fn id_rule(&self) -> &IdRule {
+        &self.id
+    }
+
+    /// Where the time is read from, and how it is written.
+    pub fn time(&self) -> (&[JsonPath], TimeFormat) {
+        (&self.time, self.time_format)
+    }
+
+    /// Reads `object` (a parsed event).
+    ///
+    /// # Errors
+    /// The reason the record cannot be an event, for its quarantine entry: no time, an
+    /// unreadable time, no id, a bad id.
+    pub fn map(&self, object: &Json) -> std::result::Result<Mapped, String> {
+        let paths = || {
+            self.time
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("' or '")
+        };
+        let Some(t) = first(&self.time, object) else {
+            return Err(format!("missing field '{}'", paths()));
+        };
+        let occurred_at = parse_time(self.time_format, t)
+            .ok_or_else(|| format!("unreadable time in '{}': {t}", paths()))?;
+        let id = match &self.id {
+            IdRule::FromSource => None,
+            IdRule::Field(id_paths) => {
+                let name = id_paths
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let Some(v) = first(id_paths, object) else {
+                    return Err(format!("missing field '{name}'"));
+                };
+                let text = match v {
+                    Json::String(s) => s.clone(),
+                    Json::Number(n) => n.to_string(),
+                    _ => return Err(format!("field '{name}' is not a string")),
+                };
+                Some(EventId::new(text).map_err(|e| format!("bad '{name}': {e}"))?)
+            }
+        };
+        Ok(Mapped {
+            id,
+            occurred_at,
+            values: self.columns.iter().map(|c| c.value(object)).collect(),
+        })
+    }
+
+    /// The built-in schema of `dataset` (`http_requests`, `firewall_events`, `gateway_dns`,
+    /// `workers_trace_events`), or the generic one for any other dataset: the time (any
+    /// format, from `Datetime`, `EdgeStartTimestamp`, `EventTimestampMs`, `When` or
+    /// `timestamp`) and the raw JSON, no typed columns.
+    pub fn builtin(dataset: &Dataset) -> Self {
+        builtin::schema(dataset)
+    }
+}
+
+/// Builds a [`DatasetSchema`], checking it whole at the end.
+#[derive(Debug)]
+pub struct SchemaBuilder {
+    dataset: Dataset,
+    time: Vec<String>,
+    time_format: TimeFormat,
+    id: Option<(Vec<String>, bool)>,
+    columns: Vec<(String, ColumnType, Vec<String>)>,
+}
+
+impl SchemaBuilder {
+    /// Ids come from the first present of `paths`.
+    #[must_use]
+    pub fn id_field(mut self, paths: &[&str]) -> Self {
+        self.id = Some((paths.iter().map(|p| (*p).to_owned()).collect(), true));
+        self
+    }
+
+    /// Ids come from the source (see [`IdRule::FromSource`]); the default.
+    #[must_use]
+    pub fn id_from_source(mut self) -> Self {
+        self.id = Some((Vec::new(), false));
+        self
+    }
+
+    /// Adds column `name` of type `ty`, read from the first present of `paths`.
+    #[must_use]
+    pub fn column(mut self, name: &str, ty: ColumnType, paths: &[&str]) -> Self {
+        self.columns.push((
+            name.to_owned(),
+            ty,
+            paths.iter().map(|p| (*p).to_owned()).collect(),
+        ));
+        self
+    }
+
+    /// Adds a column named after a Cloudflare field in snake case (`ClientIP` → `client_ip`),
+    /// read from that field.
+    #[must_use]
+    pub fn field(self, field: &str, ty: ColumnType) -> Self {
+        let name = snake_case(field);
+        self.column(&name, ty, &[field])
+    }
+
+    /// The schema.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the problem: no time path, an empty path, a column name that
+    /// is not `[a-z][a-z0-9_]{0,62}`, reserved ([`RESERVED_COLUMNS`]) or given twice, a column
+    /// or id without paths.
+    pub fn build(self) -> Result<DatasetSchema> {
+        let bad = |what: String| Error::invalid("dataset schema", what);
+        let paths = |list: &[String]| -> Result<Vec<JsonPath>> {
+            list.iter().map(|p| JsonPath::new(p)).collect()
+        };
+        let dataset = self.dataset;
+        if self.time.is_empty() {
+            return Err(bad(format!("{dataset}: no time field")));
+        }
+        let time = paths(&self.time)?;
+        let id = match self.id {
+            Some((list, true)) if list.is_empty() => {
+                return Err(bad(format!("{dataset}: an id field needs a path")));
+            }
+            Some((list, true)) => IdRule::Field(paths(&list)?),
+            Some((_, false)) | None => IdRule::FromSource,
+        };
+        let mut columns: Vec<Column> = Vec::with_capacity(self.columns.len());
+        for (name, ty, list) in self.columns {
+            if Dataset::new(name.clone()).is_err() {
+                return Err(bad(format!(
+                    "{dataset}: column {name:?} must match [a-z][a-z0-9_]{{0,62}}"
+                )));
+            }
+            if RESERVED_COLUMNS.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "{dataset}: column {name:?} is reserved: every table has it already"
+                )));
+            }
+            if columns.iter().any(|c| c.name == name) {
+                return Err(bad(format!("{dataset}: column {name:?} given twice")));
+            }
+            if list.is_empty() {
+                return Err(bad(format!("{dataset}: column {name:?} has no path")));
+            }
+            columns.push(Column {
+                name,
+                ty,
+                paths: paths(&list)?,
+            });
+        }
+        Ok(DatasetSchema {
+            dataset,
+            time,
+            time_format: self.time_format,
+            id,
+            columns,
+        })
+    }
+}
+
+/// `ClientRequestURI` → `client_request_uri`, `WAFAttackScore` → `waf_attack_score`,
+/// `RayID` → `ray_id`.
+pub fn snake_case(field: &str) -> String {
+    let chars: Vec<char> = field.chars().collect();
+    let mut out = String::with_capacity(field.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
+            if i > 0 && (prev_lower || (prev_upper && next_lower)) {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else {
+            out.push('_');
+        }
+    }
+    out
+}
+
+mod builtin;
+
+#[cfg(test)]
+mod tests;
