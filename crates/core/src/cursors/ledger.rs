@@ -12,7 +12,7 @@ use crate::domain::{
     BatchLimits, Cursor, Dataset, Event, Position, Quarantined, Read, ReadRequest, StreamId,
     Timestamp, Window, rfc3339_nanos,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ports::EventSource;
 
 const KIND: &str = "ledger";
@@ -175,7 +175,7 @@ impl<S: ObjectSource + ?Sized> EventSource for ObjectLedger<S> {
                     break;
                 }
                 Some(line) => {
-                    return Err(crate::Error::fatal(
+                    return Err(Error::fatal(
                         "object source",
                         format!(
                             "the source broke its contract: reading {} from line {from_line} \

@@ -1,6 +1,7 @@
 //! The kinds of source cursor, each with the smaller port a source implements to get it.
 //!
-//! The pipeline knows positions only as opaque [`Cursor`]s; these kinds give them meaning.
+//! The pipeline knows positions only as opaque [`Cursor`](crate::Cursor)s; these kinds give
+//! them meaning.
 //! Each turns a simple source port into an [`EventSource`](crate::EventSource) whose reads are
 //! exactly-once under the pipeline's algorithm, and each is proven by its own property test
 //! (`crates/core/tests/exactly_once.rs`) with faults, crashes and a zombie instance.
@@ -13,7 +14,7 @@
 //!
 //! A new source picks the kind whose assumptions its API meets; a source whose progress is none
 //! of these implements [`EventSource`](crate::EventSource) itself with a cursor kind of its own
-//! ([`Cursor::encode`]/[`Cursor::decode`]).
+//! ([`Cursor::encode`](crate::Cursor::encode)/[`Cursor::decode`](crate::Cursor::decode)).
 
 mod assemble;
 mod ledger;
@@ -25,8 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    BatchLimits, Cursor, Dataset, Event, FetchRequest, Fetched, Quarantined, RecentId, StreamId,
-    Timestamp,
+    BatchLimits, Dataset, Event, FetchRequest, Fetched, Quarantined, StreamId, Timestamp,
 };
 use crate::error::Result;
 
@@ -126,18 +126,6 @@ pub trait ObjectSource: Send + Sync {
         from_line: u64,
         limits: BatchLimits,
     ) -> Result<ObjectChunk>;
-}
-
-/// An `overlap` cursor holding `recent`: also how checkpoints written before cursors existed
-/// are read.
-pub(crate) fn overlap_cursor(recent: Vec<RecentId>) -> Cursor {
-    overlap::cursor(recent)
-}
-
-/// The ids an `overlap` cursor holds (none for the start cursor).
-#[cfg(test)]
-pub(crate) fn overlap_recent(cursor: &Cursor) -> Result<Vec<RecentId>> {
-    overlap::recent(cursor)
 }
 
 /// A validated policy duration as chrono's (the policy keeps them below 10 years).

@@ -3,36 +3,15 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
 use super::assemble::assemble;
 use super::{WindowSource, chrono};
 use crate::domain::{
-    Cursor, Dataset, FetchRequest, Position, Read, ReadRequest, RecentId, StreamId, Window,
+    Dataset, FetchRequest, Position, Read, ReadRequest, RecentId, StreamId, Window,
+    overlap_cursor as cursor, overlap_recent as recent,
 };
 use crate::error::Result;
 use crate::ports::EventSource;
-
-const KIND: &str = "overlap";
-const VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct State {
-    recent: Vec<RecentId>,
-}
-
-pub(super) fn cursor(recent: Vec<RecentId>) -> Cursor {
-    Cursor::encode(KIND, VERSION, &State { recent })
-        .unwrap_or_else(|e| unreachable!("an overlap cursor always serializes: {e}"))
-}
-
-pub(super) fn recent(cursor: &Cursor) -> Result<Vec<RecentId>> {
-    Ok(cursor
-        .decode::<State>(KIND, &[VERSION])?
-        .map(|s| s.recent)
-        .unwrap_or_default())
-}
+use async_trait::async_trait;
 
 /// Reads a [`WindowSource`] by windows `[watermark - lookback, min(now - settle_delay, from +
 /// max_span))`, dropping what the cursor says was committed in the overlap.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::Timestamp;
+use super::{RecentId, Timestamp};
 use crate::error::{Error, Result};
 
 /// Where a source stands, as the checkpoint keeps it: which kind of cursor, its format version,
@@ -119,6 +119,30 @@ impl Default for Cursor {
     fn default() -> Self {
         Self::start()
     }
+}
+
+/// The kind and version of the `overlap` cursor ([`crate::cursors::OverlappingWindows`]). Its
+/// encoding lives here, beside [`RecentId`], because checkpoints written before cursors existed
+/// are read as one.
+const OVERLAP: (&str, u32) = ("overlap", 1);
+
+#[derive(Serialize, Deserialize)]
+struct OverlapState {
+    recent: Vec<RecentId>,
+}
+
+/// An `overlap` cursor holding `recent`.
+pub(crate) fn overlap_cursor(recent: Vec<RecentId>) -> Cursor {
+    Cursor::encode(OVERLAP.0, OVERLAP.1, &OverlapState { recent })
+        .unwrap_or_else(|e| unreachable!("an overlap cursor always serializes: {e}"))
+}
+
+/// The ids an `overlap` cursor holds (none for the start cursor).
+pub(crate) fn overlap_recent(cursor: &Cursor) -> Result<Vec<RecentId>> {
+    Ok(cursor
+        .decode::<OverlapState>(OVERLAP.0, &[OVERLAP.1])?
+        .map(|s| s.recent)
+        .unwrap_or_default())
 }
 
 /// A source position: the cursor and the watermark that summarises it.

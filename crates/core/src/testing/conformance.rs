@@ -208,7 +208,7 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
     let next = Checkpoint {
         seq: 1,
         watermark: at(2026, 11, 25, 10, 5, 0, 987_654_321),
-        cursor: crate::cursors::overlap_cursor(vec![
+        cursor: crate::domain::overlap_cursor(vec![
             RecentId {
                 at: at(2026, 11, 25, 10, 4, 59, 999_999_999),
                 id: EventId::new("ev-1").expect("id"),
