@@ -294,6 +294,58 @@ mod tests {
         );
     }
 
+    /// The core's `audit_logs` schema (what the sinks will derive from) reads the same columns
+    /// as this hand-written mapping, for v1 and v2 items and odd fields alike; only a value the
+    /// column's type cannot hold differs (an address that is not one is NULL there, as in every
+    /// sink today). Guards the switch of this source to the schema.
+    #[test]
+    fn the_core_audit_schema_reads_the_columns_this_mapping_reads() {
+        use cflogs_core::schema::Value;
+        use cflogs_core::{Context, Dataset, DatasetSchema};
+        let schema = DatasetSchema::builtin(&Dataset::audit_logs());
+        let context = Context::new().with("account_id", "acc");
+        let mut items: Vec<(String, AuditApi)> = vec![
+            (r#"{"id":"f1","action":{"result":true,"type":"change_setting"},"actor":{"email":"m@example.com","ip":"198.41.129.166","type":"user"},"metadata":{"zone_name":"example.com","n":[1,2]},"resource":{"id":"r1","type":"zone"},"when":"2017-04-26T17:31:07Z"}"#.to_owned(), AuditApi::V1),
+            (r#"{"id":"a","when":"2026-11-20T10:00:00.123456Z","actor":{"type":"system","ip":"unknown"},"resource":{"id":42}}"#.to_owned(), AuditApi::V1),
+            (r#"{"id":"b","when":"2026-11-20T10:00:00Z","actor":"someone","metadata":null}"#.to_owned(), AuditApi::V1),
+            (r#"{"id":"v2id","action":{"description":"Add record","result":"success","time":"2026-11-20T10:00:01.5Z","type":"create"},"actor":{"context":"api_token","email":"a@example.com","ip_address":" 2001:DB8::1 ","token_id":"t1","token_name":"ci","type":"user"},"raw":{"method":"POST","status_code":200},"resource":{"id":"rid","product":"dns","scope":{"id":"z"}},"zone":{"id":"z","name":"example.com"}}"#.to_owned(), AuditApi::V2),
+            (r#"{"id":"v2b","action":{"time":"2026-11-20T10:00:02Z"},"actor":{}}"#.to_owned(), AuditApi::V2),
+        ];
+        let start = chrono::DateTime::from_timestamp(1_795_600_800, 0).unwrap();
+        for n in 0..50 {
+            let e = cflogs_core::testing::samples::audit_event("acc", n, start);
+            items.push((String::from_utf8(e.raw.to_vec()).unwrap(), AuditApi::V1));
+        }
+        for (raw, api) in items {
+            let e = event(&raw, api);
+            let a = audit(&e);
+            let json: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            let mapped = schema.map_in(&json, &context).expect("the schema maps it");
+            assert_eq!(mapped.id.as_ref(), Some(&e.id), "{raw}");
+            assert_eq!(mapped.occurred_at, e.occurred_at, "{raw}");
+            let text = |v: &Option<String>| v.clone().map(Value::Text);
+            let expected = [
+                text(&a.account_id),
+                text(&a.actor_email),
+                text(&a.actor_type),
+                text(&a.action_type),
+                text(&a.action_result),
+                text(&a.resource_type),
+                text(&a.resource_id),
+                a.parsed_ip().map(Value::Ip),
+            ];
+            assert_eq!(mapped.values[..8], expected, "{raw}");
+            let as_json = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+            match (&mapped.values[8], &a.metadata) {
+                (Some(Value::Json(got)), Some(want)) => {
+                    assert_eq!(as_json(got), as_json(want), "{raw}");
+                }
+                (None, None) => {}
+                (got, want) => panic!("metadata {got:?} != {want:?} in {raw}"),
+            }
+        }
+    }
+
     #[test]
     fn a_quarantined_event_keeps_its_time_when_it_has_one() {
         match map_item(

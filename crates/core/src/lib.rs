@@ -40,4 +40,4 @@ pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
     WriteReport,
 };
-pub use schema::{Column, ColumnType, DatasetSchema, IdRule, JsonPath, TimeFormat};
+pub use schema::{Column, ColumnType, Context, DatasetSchema, IdRule, JsonPath, TimeFormat};

@@ -100,12 +100,43 @@ fn first<'a>(paths: &[JsonPath], object: &'a Json) -> Option<&'a Json> {
     paths.iter().find_map(|p| p.find(object))
 }
 
+/// Values a stream knows about all its records that the records do not carry themselves, by
+/// name: the account or zone of the request path (audit logs carry no account id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context(Vec<(String, String)>);
+
+impl Context {
+    /// No values.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same context with `key` set to `value`.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.0.retain(|(k, _)| k != key);
+        self.0.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v.as_str()))
+    }
+}
+
 /// One typed column of a dataset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
     name: String,
     ty: ColumnType,
     paths: Vec<JsonPath>,
+    context: Option<String>,
+    gather: Vec<(String, JsonPath)>,
+    key: bool,
+    indexed: bool,
 }
 
 impl Column {
@@ -124,10 +155,52 @@ impl Column {
         &self.paths
     }
 
+    /// The [`Context`] key its value comes from instead of the record, if any.
+    pub fn context_key(&self) -> Option<&str> {
+        self.context.as_deref()
+    }
+
+    /// When none of [`Column::paths`] is present: the fields gathered into one JSON object
+    /// (name, path), of those present ([`ColumnType::Json`] columns only).
+    pub fn gathered(&self) -> &[(String, JsonPath)] {
+        &self.gather
+    }
+
+    /// Whether it is part of each row's key with the stream and the event id: never NULL
+    /// (`''` when missing), so rows of several accounts or zones share one table.
+    pub fn is_key(&self) -> bool {
+        self.key
+    }
+
+    /// Whether sinks index it (the columns users filter on).
+    pub fn is_indexed(&self) -> bool {
+        self.indexed
+    }
+
     /// This column's value in `object`: `None` when the field is missing, `null`, or of a type
     /// the column cannot hold.
     pub fn value(&self, object: &Json) -> Option<Value> {
-        convert(self.ty, first(&self.paths, object)?)
+        self.value_in(object, &Context::default())
+    }
+
+    /// This column's value in `object` of a stream whose context is `context`.
+    pub fn value_in(&self, object: &Json, context: &Context) -> Option<Value> {
+        if let Some(key) = &self.context {
+            return convert(self.ty, &Json::String(context.get(key)?.to_owned()));
+        }
+        if let Some(v) = first(&self.paths, object) {
+            return convert(self.ty, v);
+        }
+        if self.gather.is_empty() {
+            return None;
+        }
+        let mut out = serde_json::Map::new();
+        for (name, path) in &self.gather {
+            if let Some(v) = path.find(object) {
+                out.insert(name.clone(), v.clone());
+            }
+        }
+        (!out.is_empty()).then(|| Value::Json(Json::Object(out).to_string()))
     }
 }
 
@@ -292,12 +365,20 @@ impl DatasetSchema {
         (&self.time, self.time_format)
     }
 
-    /// Reads `object` (a parsed event).
+    /// Reads `object` (a parsed event) of a stream without context.
     ///
     /// # Errors
     /// The reason the record cannot be an event, for its quarantine entry: no time, an
     /// unreadable time, no id, a bad id.
     pub fn map(&self, object: &Json) -> std::result::Result<Mapped, String> {
+        self.map_in(object, &Context::default())
+    }
+
+    /// Reads `object` (a parsed event) of a stream whose context is `context`.
+    ///
+    /// # Errors
+    /// As [`DatasetSchema::map`].
+    pub fn map_in(&self, object: &Json, context: &Context) -> std::result::Result<Mapped, String> {
         let paths = || {
             self.time
                 .iter()
@@ -331,12 +412,16 @@ impl DatasetSchema {
         Ok(Mapped {
             id,
             occurred_at,
-            values: self.columns.iter().map(|c| c.value(object)).collect(),
+            values: self
+                .columns
+                .iter()
+                .map(|c| c.value_in(object, context))
+                .collect(),
         })
     }
 
-    /// The built-in schema of `dataset` (`http_requests`, `firewall_events`, `gateway_dns`,
-    /// `workers_trace_events`), or the generic one for any other dataset: the time (any
+    /// The built-in schema of `dataset` (`audit_logs`, `http_requests`, `firewall_events`,
+    /// `gateway_dns`, `workers_trace_events`), or the generic one for any other dataset: the time (any
     /// format, from `Datetime`, `EdgeStartTimestamp`, `EventTimestampMs`, `When` or
     /// `timestamp`) and the raw JSON, no typed columns.
     pub fn builtin(dataset: &Dataset) -> Self {
@@ -351,7 +436,33 @@ pub struct SchemaBuilder {
     time: Vec<String>,
     time_format: TimeFormat,
     id: Option<(Vec<String>, bool)>,
-    columns: Vec<(String, ColumnType, Vec<String>)>,
+    columns: Vec<ColumnSpec>,
+}
+
+/// A column as given to the builder, checked by [`SchemaBuilder::build`].
+#[derive(Debug)]
+struct ColumnSpec {
+    name: String,
+    ty: ColumnType,
+    paths: Vec<String>,
+    context: Option<String>,
+    gather: Vec<(String, String)>,
+    key: bool,
+    indexed: bool,
+}
+
+impl ColumnSpec {
+    fn new(name: &str, ty: ColumnType) -> Self {
+        Self {
+            name: name.to_owned(),
+            ty,
+            paths: Vec::new(),
+            context: None,
+            gather: Vec::new(),
+            key: false,
+            indexed: false,
+        }
+    }
 }
 
 impl SchemaBuilder {
@@ -372,12 +483,61 @@ impl SchemaBuilder {
     /// Adds column `name` of type `ty`, read from the first present of `paths`.
     #[must_use]
     pub fn column(mut self, name: &str, ty: ColumnType, paths: &[&str]) -> Self {
-        self.columns.push((
-            name.to_owned(),
-            ty,
-            paths.iter().map(|p| (*p).to_owned()).collect(),
-        ));
+        let mut spec = ColumnSpec::new(name, ty);
+        spec.paths = paths.iter().map(|p| (*p).to_owned()).collect();
+        self.columns.push(spec);
         self
+    }
+
+    /// Adds column `name` of type `ty` whose value is the stream's [`Context`] value `key`.
+    #[must_use]
+    pub fn context_column(mut self, name: &str, ty: ColumnType, key: &str) -> Self {
+        let mut spec = ColumnSpec::new(name, ty);
+        spec.context = Some(key.to_owned());
+        self.columns.push(spec);
+        self
+    }
+
+    /// When none of column `name`'s paths is present, its value is one JSON object of the
+    /// `(name, path)` fields present (`name` must be a [`ColumnType::Json`] column added before).
+    #[must_use]
+    pub fn gather(mut self, name: &str, fields: &[(&str, &str)]) -> Self {
+        self.edit(name, |c| {
+            c.gather = fields
+                .iter()
+                .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()))
+                .collect();
+        });
+        self
+    }
+
+    /// Makes the columns `names` part of each row's key (see [`Column::is_key`]).
+    #[must_use]
+    pub fn key(mut self, names: &[&str]) -> Self {
+        for name in names {
+            self.edit(name, |c| c.key = true);
+        }
+        self
+    }
+
+    /// Indexes the columns `names` in the sinks.
+    #[must_use]
+    pub fn index(mut self, names: &[&str]) -> Self {
+        for name in names {
+            self.edit(name, |c| c.indexed = true);
+        }
+        self
+    }
+
+    /// Applies `f` to column `name`; an unknown name is kept as a column without path, which
+    /// [`SchemaBuilder::build`] refuses with its name.
+    fn edit(&mut self, name: &str, f: impl FnOnce(&mut ColumnSpec)) {
+        if !self.columns.iter().any(|c| c.name == name) {
+            self.columns.push(ColumnSpec::new(name, ColumnType::Text));
+        }
+        if let Some(c) = self.columns.iter_mut().find(|c| c.name == name) {
+            f(c);
+        }
     }
 
     /// Adds a column named after a Cloudflare field in snake case (`ClientIP` → `client_ip`),
@@ -393,7 +553,8 @@ impl SchemaBuilder {
     /// # Errors
     /// [`Error::Invalid`] naming the problem: no time path, an empty path, a column name that
     /// is not `[a-z][a-z0-9_]{0,62}`, reserved ([`RESERVED_COLUMNS`]) or given twice, a column
-    /// or id without paths.
+    /// or id without paths, a key column that is not text, gathered fields on a column that is
+    /// not JSON.
     pub fn build(self) -> Result<DatasetSchema> {
         let bad = |what: String| Error::invalid("dataset schema", what);
         let paths = |list: &[String]| -> Result<Vec<JsonPath>> {
@@ -412,7 +573,16 @@ impl SchemaBuilder {
             Some((_, false)) | None => IdRule::FromSource,
         };
         let mut columns: Vec<Column> = Vec::with_capacity(self.columns.len());
-        for (name, ty, list) in self.columns {
+        for spec in self.columns {
+            let ColumnSpec {
+                name,
+                ty,
+                paths: list,
+                context,
+                gather,
+                key,
+                indexed,
+            } = spec;
             if Dataset::new(name.clone()).is_err() {
                 return Err(bad(format!(
                     "{dataset}: column {name:?} must match [a-z][a-z0-9_]{{0,62}}"
@@ -426,13 +596,29 @@ impl SchemaBuilder {
             if columns.iter().any(|c| c.name == name) {
                 return Err(bad(format!("{dataset}: column {name:?} given twice")));
             }
-            if list.is_empty() {
+            if list.is_empty() && context.is_none() && gather.is_empty() {
                 return Err(bad(format!("{dataset}: column {name:?} has no path")));
             }
+            if key && ty != ColumnType::Text {
+                return Err(bad(format!("{dataset}: key column {name:?} must be text")));
+            }
+            if !gather.is_empty() && ty != ColumnType::Json {
+                return Err(bad(format!(
+                    "{dataset}: column {name:?} gathers fields, so it must be JSON"
+                )));
+            }
+            let gather = gather
+                .into_iter()
+                .map(|(k, p)| Ok((k, JsonPath::new(&p)?)))
+                .collect::<Result<Vec<_>>>()?;
             columns.push(Column {
                 name,
                 ty,
                 paths: paths(&list)?,
+                context,
+                gather,
+                key,
+                indexed,
             });
         }
         Ok(DatasetSchema {

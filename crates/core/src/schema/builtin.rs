@@ -9,6 +9,7 @@ const ANY: T = T::Timestamp(TimeFormat::Any);
 
 pub(super) fn schema(dataset: &Dataset) -> DatasetSchema {
     let builder = match dataset.as_str() {
+        Dataset::AUDIT_LOGS => audit_logs(dataset.clone()),
         "http_requests" => http_requests(dataset.clone()),
         "firewall_events" => firewall_events(dataset.clone()),
         "gateway_dns" => gateway_dns(dataset.clone()),
@@ -18,6 +19,43 @@ pub(super) fn schema(dataset: &Dataset) -> DatasetSchema {
     builder
         .build()
         .unwrap_or_else(|e| unreachable!("built-in schema {dataset}: {e}"))
+}
+
+/// Account audit logs, v1 and v2 in one schema (each path lists v1's name first): the columns
+/// of seed 001, unchanged for existing users. The account comes from the request path
+/// (context key `account_id`), and is part of the row key so that accounts share the table;
+/// v2 has no `metadata`, so the context v1 kept there is gathered from v2's fields.
+fn audit_logs(dataset: Dataset) -> SchemaBuilder {
+    DatasetSchema::builder(dataset, &["when", "action.time"], TimeFormat::Rfc3339)
+        .id_field(&["id"])
+        .context_column("account_id", T::Text, "account_id")
+        .column("actor_email", T::Text, &["actor.email"])
+        .column("actor_type", T::Text, &["actor.type"])
+        .column("action_type", T::Text, &["action.type"])
+        .column("action_result", T::Text, &["action.result"])
+        .column(
+            "resource_type",
+            T::Text,
+            &["resource.type", "resource.product"],
+        )
+        .column("resource_id", T::Text, &["resource.id"])
+        .column("ip_address", T::Ip, &["actor.ip", "actor.ip_address"])
+        .column("metadata", T::Json, &["metadata"])
+        .gather(
+            "metadata",
+            &[
+                ("zone", "zone"),
+                ("request", "raw"),
+                ("description", "action.description"),
+                ("actor_context", "actor.context"),
+                ("token_id", "actor.token_id"),
+                ("token_name", "actor.token_name"),
+                ("product", "resource.product"),
+                ("scope", "resource.scope"),
+            ],
+        )
+        .key(&["account_id"])
+        .index(&["actor_email", "action_type", "resource_id", "ip_address"])
 }
 
 /// Any other dataset: its time, wherever Cloudflare's datasets keep it, and the raw JSON.

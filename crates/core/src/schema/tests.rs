@@ -128,6 +128,7 @@ fn only_time_and_id_make_a_record_unmappable() {
 #[test]
 fn every_built_in_schema_builds_and_an_unknown_dataset_gets_the_generic_one() {
     for name in [
+        "audit_logs",
         "http_requests",
         "firewall_events",
         "gateway_dns",
@@ -135,7 +136,7 @@ fn every_built_in_schema_builds_and_an_unknown_dataset_gets_the_generic_one() {
     ] {
         let schema = DatasetSchema::builtin(&ds(name));
         assert_eq!(schema.dataset().as_str(), name);
-        assert!(schema.columns().len() >= 10, "{name}");
+        assert!(schema.columns().len() >= 9, "{name}");
     }
     let generic = DatasetSchema::builtin(&ds("spectrum_events"));
     assert!(generic.columns().is_empty());
@@ -193,4 +194,116 @@ fn a_bad_schema_is_refused_with_the_reason() {
     assert!(err(base().column("a", ColumnType::Text, &["a..b"])).contains("empty key"));
     assert!(err(base().id_field(&[])).contains("needs a path"));
     assert!(err(DatasetSchema::builder(ds("x"), &[], TimeFormat::Any)).contains("no time field"));
+}
+
+#[test]
+fn audit_logs_has_the_seed_columns_with_the_account_from_the_context() {
+    let schema = DatasetSchema::builtin(&ds("audit_logs"));
+    let names: Vec<&str> = schema.columns().iter().map(Column::name).collect();
+    assert_eq!(
+        names,
+        [
+            "account_id",
+            "actor_email",
+            "actor_type",
+            "action_type",
+            "action_result",
+            "resource_type",
+            "resource_id",
+            "ip_address",
+            "metadata"
+        ],
+        "seed 001's columns, in its order"
+    );
+    let keys: Vec<&str> = schema
+        .columns()
+        .iter()
+        .filter(|c| c.is_key())
+        .map(Column::name)
+        .collect();
+    assert_eq!(keys, ["account_id"]);
+    let indexed: Vec<&str> = schema
+        .columns()
+        .iter()
+        .filter(|c| c.is_indexed())
+        .map(Column::name)
+        .collect();
+    assert_eq!(
+        indexed,
+        ["actor_email", "action_type", "resource_id", "ip_address"]
+    );
+    let context = Context::new().with("account_id", "acc1");
+    let v1 = schema
+        .map_in(
+            &json!({"id": "e1", "when": "2026-11-25T10:00:00Z", "action": {"result": true},
+                    "actor": {"ip": "198.51.100.7"}, "metadata": {"z": 1}}),
+            &context,
+        )
+        .unwrap();
+    assert_eq!(v1.values[0], Some(Value::Text("acc1".into())));
+    assert_eq!(v1.values[4], Some(Value::Text("true".into())));
+    assert_eq!(
+        v1.values[7],
+        Some(Value::Ip("198.51.100.7".parse().unwrap()))
+    );
+    assert_eq!(v1.values[8], Some(Value::Json(r#"{"z":1}"#.into())));
+    // v2: time in action.time, address in actor.ip_address, no metadata but gathered context.
+    let v2 = schema
+        .map_in(
+            &json!({"id": "e2", "action": {"time": "2026-11-25T10:00:01Z", "description": "d"},
+                    "actor": {"ip_address": "2001:db8::1", "token_name": "ci"},
+                    "resource": {"product": "dns"}}),
+            &context,
+        )
+        .unwrap();
+    assert_eq!(v2.occurred_at.to_rfc3339(), "2026-11-25T10:00:01+00:00");
+    assert_eq!(
+        v2.values[5],
+        Some(Value::Text("dns".into())),
+        "resource.product"
+    );
+    assert_eq!(
+        v2.values[8],
+        Some(Value::Json(
+            r#"{"description":"d","product":"dns","token_name":"ci"}"#.into()
+        ))
+    );
+    // Without the context the account is missing (NULL; sinks store '' in a key column).
+    let bare = schema
+        .map(&json!({"id": "e3", "when": "2026-11-25T10:00:00Z"}))
+        .unwrap();
+    assert_eq!(bare.values[0], None);
+    assert!(bare.values[1..].iter().all(Option::is_none));
+}
+
+#[test]
+fn key_and_gathered_columns_are_checked() {
+    let base = || DatasetSchema::builder(ds("x"), &["t"], TimeFormat::Any);
+    let err = |b: SchemaBuilder| b.build().unwrap_err().to_string();
+    assert!(
+        err(base().column("n", ColumnType::Integer, &["n"]).key(&["n"])).contains("must be text")
+    );
+    assert!(
+        err(base()
+            .column("m", ColumnType::Text, &["m"])
+            .gather("m", &[("a", "a")]))
+        .contains("must be JSON")
+    );
+    assert!(err(base().index(&["nowhere"])).contains("\"nowhere\" has no path"));
+    assert!(
+        err(base()
+            .column("m", ColumnType::Json, &["m"])
+            .gather("m", &[("a", "a..b")]))
+        .contains("empty key")
+    );
+    let ok = base()
+        .context_column("zone_id", ColumnType::Text, "zone")
+        .key(&["zone_id"])
+        .build()
+        .unwrap();
+    assert_eq!(ok.columns()[0].context_key(), Some("zone"));
+    let mapped = ok
+        .map_in(&json!({"t": 1}), &Context::new().with("zone", "z1"))
+        .unwrap();
+    assert_eq!(mapped.values, [Some(Value::Text("z1".into()))]);
 }
