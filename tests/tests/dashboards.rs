@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use cflogs_core::testing::samples;
-use cflogs_core::{AnalyticsSink, Batch, CheckpointStore, Dataset, Quarantined, StreamId, Window};
+use cflogs_core::{AnalyticsSink, Batch, CheckpointStore, Quarantined, StreamId, Window};
 use cflogs_integration::TestDatabase;
 use cflogs_postgres::{PostgresClient, PostgresConfig};
 use chrono::{DurationRound, TimeDelta, Utc};
@@ -138,7 +138,7 @@ async fn sample_data(client: &PostgresClient) {
     let window = Window::new(start, now).expect("window");
     let batch = Batch {
         stream: StreamId::new(format!("audit-v1/account/{ACCOUNT}")).expect("stream"),
-        dataset: Dataset::audit_logs(),
+        schema: cflogs_core::testing::samples::audit_schema(),
         window,
         events,
         quarantined: (0..3)

@@ -2,6 +2,8 @@
 //! bucket from the harness, the core pipeline in between, faults injected at every port, and the
 //! oracle of `exactly-once.md` checked against what PostgreSQL and the bucket hold.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +18,11 @@ use cflogs_core::{
     Policy, StreamId, SystemClock, WindowSource,
 };
 use cflogs_integration::{TestBucket, TestDatabase};
-use cflogs_postgres::{PostgresClient, PostgresConfig};
-use cflogs_s3::{ArchiveConfig, Decoded, ParquetArchive, layout};
+use cflogs_postgres::PostgresClient;
+use cflogs_s3::{Decoded, ParquetArchive, layout};
 use cflogs_sim::RunningSim;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use support::{archive, postgres};
 
 const ACCOUNT: &str = "acc-e2e";
 const TOKEN: &str = "e2e-token";
@@ -54,28 +57,6 @@ fn source(sim: &RunningSim) -> Arc<AuditLogSource> {
         client,
         AuditSourceConfig::new(AccountId::new(ACCOUNT).expect("account"), AuditApi::V1),
     ))
-}
-
-async fn postgres(db: &TestDatabase) -> PostgresClient {
-    let config =
-        PostgresConfig::from_url(&cflogs_postgres::Secret::new(db.url())).expect("database url");
-    let client = PostgresClient::connect(&config)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {}: {e:?}", db.name()));
-    client.migrate().await.expect("migrate");
-    client
-}
-
-fn archive(bucket: &TestBucket) -> ParquetArchive {
-    let config = ArchiveConfig::s3(bucket.name(), "cflogs")
-        .and_then(|c| c.with_endpoint(bucket.endpoint()))
-        .expect("archive config")
-        .with_region(bucket.region())
-        .with_credentials(
-            bucket.access_key(),
-            cflogs_s3::Secret::new(bucket.secret_key()),
-        );
-    ParquetArchive::open(&config).expect("open archive")
 }
 
 fn policy(from: DateTime<Utc>) -> Policy {
@@ -128,7 +109,14 @@ async fn archive_rows(archive: &ParquetArchive, stream: &StreamId) -> BTreeMap<S
     let mut ids = BTreeMap::new();
     for manifest in archive.manifests(stream).await.expect("manifests") {
         for object in &manifest.objects {
-            let records = match archive.read_object(&object.final_key).await.expect("read") {
+            let records = match archive
+                .read_object(
+                    &object.final_key,
+                    &cflogs_core::testing::samples::audit_schema(),
+                )
+                .await
+                .expect("read")
+            {
                 Decoded::Events(events) => events
                     .into_iter()
                     .map(|e| e.id.as_str().to_owned())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cflogs_core::{Dataset, FetchRequest, Fetched, StreamId, Timestamp};
+use cflogs_core::{Context, Dataset, DatasetSchema, FetchRequest, Fetched, StreamId, Timestamp};
 use chrono::{DurationRound, SecondsFormat, TimeDelta};
 use tracing::debug;
 
@@ -28,7 +28,9 @@ pub struct AuditLogSource {
     client: Arc<CloudflareClient>,
     config: AuditSourceConfig,
     stream: StreamId,
-    dataset: Dataset,
+    schema: Arc<DatasetSchema>,
+    /// The account, for the schema's `account_id` column.
+    context: Context,
 }
 
 /// Counting events at or after the floor, to know when paging may stop early.
@@ -84,9 +86,10 @@ impl AuditLogSource {
         let stream = audit_stream_id(&config.account, config.api);
         Self {
             client,
-            config,
             stream,
-            dataset: Dataset::audit_logs(),
+            schema: Arc::new(DatasetSchema::builtin(&Dataset::audit_logs())),
+            context: Context::new().with("account_id", config.account.as_str()),
+            config,
         }
     }
 
@@ -132,8 +135,8 @@ impl cflogs_core::WindowSource for AuditLogSource {
         &self.stream
     }
 
-    fn dataset(&self) -> &Dataset {
-        &self.dataset
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        &self.schema
     }
 
     async fn fetch(&self, request: &FetchRequest) -> cflogs_core::Result<Fetched> {
@@ -171,7 +174,7 @@ impl cflogs_core::WindowSource for AuditLogSource {
                     let full = items.len() >= per_page as usize;
                     for raw in items {
                         self.keep(
-                            map_item(raw, account, AuditApi::V1),
+                            map_item(raw, &self.schema, &self.context, AuditApi::V1),
                             &mut fetched,
                             &mut stop,
                         );
@@ -206,7 +209,7 @@ impl cflogs_core::WindowSource for AuditLogSource {
                         .map_err(cflogs_core::Error::from)?;
                     for raw in page.items {
                         self.keep(
-                            map_item(raw, account, AuditApi::V2),
+                            map_item(raw, &self.schema, &self.context, AuditApi::V2),
                             &mut fetched,
                             &mut stop,
                         );

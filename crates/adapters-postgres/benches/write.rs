@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{AnalyticsSink, Batch, Dataset, Event, Fields, StreamId, Window};
+use cflogs_core::testing::samples::{self, audit_events};
+use cflogs_core::{AnalyticsSink, Batch, Event, StreamId, Window};
 use cflogs_integration::TestDatabase;
 use cflogs_postgres::{PostgresClient, PostgresConfig, Secret};
 use chrono::TimeZone;
@@ -43,27 +43,15 @@ fn escape(out: &mut String, value: &str) {
 /// The batch as `COPY` text rows for the ceiling table (the sample events need no sanitizing).
 fn copy_rows(stream: &str, events: &[Event]) -> Vec<u8> {
     let mut out = String::with_capacity(events.len() * 1200);
+    let mapped = samples::audit_schema().columns().len();
     for e in events {
-        let Fields::Audit(f) = &e.fields else {
-            unreachable!("sample events are audit events")
-        };
         escape(&mut out, e.id.as_str());
         out.push('\t');
         out.push_str(&e.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string());
-        for v in [
-            &f.account_id,
-            &f.actor_email,
-            &f.actor_type,
-            &f.action_type,
-            &f.action_result,
-            &f.resource_type,
-            &f.resource_id,
-            &f.ip_address,
-            &f.metadata,
-        ] {
+        for i in 0..mapped {
             out.push('\t');
-            match v {
-                Some(v) => escape(&mut out, v),
+            match e.value(i) {
+                Some(v) => escape(&mut out, &v.to_text()),
                 None => out.push_str("\\N"),
             }
         }
@@ -110,17 +98,26 @@ async fn main() {
         ),
     ];
     let pool = client.pool().clone();
-    sqlx::query(
-        "CREATE TABLE copy_ceiling (event_id TEXT NOT NULL, \"timestamp\" TIMESTAMPTZ NOT NULL, \
-         account_id TEXT NOT NULL, actor_email TEXT, actor_type TEXT, action_type TEXT, \
-         action_result TEXT, resource_type TEXT, resource_id TEXT, ip_address INET, \
-         metadata JSONB, raw_event JSONB NOT NULL, stream TEXT NOT NULL, \
-         ingestion_time TIMESTAMPTZ NOT NULL DEFAULT now())",
-    )
-    .execute(&pool)
-    .await
-    .expect("ceiling table");
+    // The sink's table, columns and types only: no key, no index.
+    sinks[0]
+        .1
+        .prepare(&samples::audit_schema())
+        .await
+        .expect("audit_logs table");
+    sqlx::query("CREATE TABLE copy_ceiling (LIKE audit_logs INCLUDING DEFAULTS)")
+        .execute(&pool)
+        .await
+        .expect("ceiling table");
 
+    let mut copy_columns = vec!["event_id".to_owned(), "\"timestamp\"".to_owned()];
+    copy_columns.extend(
+        samples::audit_schema()
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned()),
+    );
+    copy_columns.extend(["raw_event".to_owned(), "stream".to_owned()]);
+    let copy_sql = format!("COPY copy_ceiling ({}) FROM STDIN", copy_columns.join(", "));
     let ceiling_stream = "audit-v1/account/bench-ceiling";
     let start = chrono::Utc
         .with_ymd_and_hms(2026, 11, 25, 0, 0, 0)
@@ -152,7 +149,7 @@ async fn main() {
         let mut elapsed = [Duration::ZERO; 2];
         let mut batch = Batch {
             stream: sinks[0].2.clone(),
-            dataset: Dataset::audit_logs(),
+            schema: samples::audit_schema(),
             window,
             events,
             quarantined: Vec::new(),
@@ -167,10 +164,7 @@ async fn main() {
 
         let t = Instant::now();
         let mut conn = pool.acquire().await.expect("connection");
-        let mut copy = conn
-            .copy_in_raw("COPY copy_ceiling (event_id, \"timestamp\", account_id, actor_email, actor_type, action_type, action_result, resource_type, resource_id, ip_address, metadata, raw_event, stream) FROM STDIN")
-            .await
-            .expect("copy");
+        let mut copy = conn.copy_in_raw(&copy_sql).await.expect("copy");
         copy.send(rows).await.expect("copy data");
         let copied = copy.finish().await.expect("copy finish");
         let copy_elapsed = t.elapsed();

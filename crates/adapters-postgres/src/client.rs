@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use crate::checkpoint::PostgresCheckpointStore;
 use crate::config::{PostgresConfig, TimescaleConfig};
 use crate::error::PgError;
-use crate::schema::{self, SchemaReport};
+use crate::schema::{self, SchemaReport, TimescaleStatus};
 use crate::sink::PostgresSink;
 
 /// A connection pool to one PostgreSQL database, from which the sink and the checkpoint store
@@ -86,9 +86,15 @@ impl PostgresClient {
         &self.pool
     }
 
-    /// The analytics sink writing to this database, with the configured write parallelism.
+    /// The analytics sink writing to this database, with the configured write parallelism;
+    /// the tables it creates are hypertables when the migration at connect found TimescaleDB
+    /// usable.
     pub fn sink(&self) -> PostgresSink {
-        PostgresSink::new(self.pool.clone()).with_parallelism(self.write_parallelism)
+        let sink = PostgresSink::new(self.pool.clone()).with_parallelism(self.write_parallelism);
+        match self.schema.as_ref().map(|s| &s.timescale) {
+            Some(TimescaleStatus::Enabled { .. }) => sink.with_timescale(self.timescale.clone()),
+            _ => sink,
+        }
     }
 
     /// The checkpoint store in this database.

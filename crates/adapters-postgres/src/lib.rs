@@ -30,6 +30,7 @@ mod error;
 mod mapping;
 mod schema;
 mod sink;
+mod tables;
 
 pub use checkpoint::PostgresCheckpointStore;
 pub use client::PostgresClient;

@@ -7,18 +7,15 @@
 //! - a document that is not JSON (or not UTF-8) is stored as one JSON string holding its text
 //!   (UTF-8 is checked here; JSON syntax by the server, see [`json_for_jsonb`]);
 //! - `text` cannot hold the NUL character: it becomes U+FFFD;
-//! - an `ip_address` that is not an IP address is stored as NULL.
+//! - an address column holds parsed addresses only (the schema's mapping made NULL of the rest).
 //!
 //! Rows are encoded in `COPY … FROM STDIN (FORMAT binary)`: each field is its length and its
 //! bytes, so nothing needs escaping and the server does not scan for delimiters.
 
 use std::borrow::Cow;
 
-use cflogs_core::{AuditFields, Event, Fields, Timestamp};
-
-/// Columns of the staging table, in `COPY` order.
-pub(crate) const STAGE_COLUMNS: &str = "event_id, ts, account_id, actor_email, actor_type, action_type, \
-     action_result, resource_type, resource_id, ip_address, metadata, raw_event";
+use cflogs_core::schema::{ColumnType, DatasetSchema, Value};
+use cflogs_core::{Event, Timestamp};
 
 /// What a JSON document becomes for `jsonb`: bytes that are not UTF-8 become one JSON string
 /// of their text (with U+FFFD for the invalid bytes), and the `\u` escapes `jsonb` refuses are
@@ -130,13 +127,6 @@ fn push_null(out: &mut Vec<u8>) {
     out.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
-fn push_optional(out: &mut Vec<u8>, value: Option<&str>) {
-    match value {
-        Some(v) => push_text(out, v),
-        None => push_null(out),
-    }
-}
-
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -147,49 +137,43 @@ pub(crate) fn push_timestamp(out: &mut Vec<u8>, t: &Timestamp) {
     out.extend_from_slice(&(t.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes());
 }
 
-/// The address text `inet` accepts, or `None`: the given text when it parses (the server stores
-/// the address, not the text), without allocating per row.
-pub(crate) fn ip_for_inet(fields: &AuditFields) -> Option<&str> {
-    fields.parsed_ip()?;
-    fields.ip_address.as_deref().map(str::trim)
+/// Appends `value` as the binary staging field of a column of type `ty` (see
+/// `tables::stage_type`): NULL when absent, or when a source put a value of another type there.
+fn push_value(out: &mut Vec<u8>, ty: ColumnType, value: Option<&Value>) {
+    match (ty, value) {
+        (ColumnType::Text, Some(Value::Text(v))) => push_text(out, v),
+        (ColumnType::Integer, Some(Value::Integer(v))) => {
+            push_len(out, 8);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        (ColumnType::Float, Some(Value::Float(v))) => {
+            push_len(out, 8);
+            out.extend_from_slice(&v.to_bits().to_be_bytes());
+        }
+        (ColumnType::Boolean, Some(Value::Boolean(v))) => {
+            push_len(out, 1);
+            out.push(u8::from(*v));
+        }
+        (ColumnType::Timestamp(_), Some(Value::Timestamp(t))) => push_timestamp(out, t),
+        (ColumnType::Ip, Some(Value::Ip(ip))) => push_text(out, &ip.to_string()),
+        (ColumnType::Json, Some(Value::Json(doc))) => {
+            push_text(out, &json_for_jsonb(doc.as_bytes()))
+        }
+        _ => push_null(out),
+    }
 }
 
-/// Fields per staging row.
-const STAGE_FIELDS: i16 = 12;
-
-/// Appends one event as a binary staging row.
-pub(crate) fn push_event(out: &mut Vec<u8>, event: &Event) {
-    out.extend_from_slice(&STAGE_FIELDS.to_be_bytes());
+/// Appends one event of `schema` as a binary staging row: id, time, the schema's columns, the
+/// raw event.
+pub(crate) fn push_event(out: &mut Vec<u8>, schema: &DatasetSchema, event: &Event) {
+    let columns = schema.columns();
+    // Columns are few (the core caps nothing, but a table holds at most 1,600).
+    let fields = i16::try_from(columns.len() + 3).unwrap_or(i16::MAX);
+    out.extend_from_slice(&fields.to_be_bytes());
     push_text(out, event.id.as_str());
     push_timestamp(out, &event.occurred_at);
-    match &event.fields {
-        Fields::Audit(f) => {
-            push_text(out, f.account_id.as_deref().unwrap_or(""));
-            for value in [
-                &f.actor_email,
-                &f.actor_type,
-                &f.action_type,
-                &f.action_result,
-                &f.resource_type,
-                &f.resource_id,
-            ] {
-                push_optional(out, value.as_deref());
-            }
-            push_optional(out, ip_for_inet(f));
-            push_optional(
-                out,
-                f.metadata
-                    .as_deref()
-                    .map(|m| json_for_jsonb(m.as_bytes()))
-                    .as_deref(),
-            );
-        }
-        _ => {
-            push_text(out, "");
-            for _ in 0..8 {
-                push_null(out);
-            }
-        }
+    for (i, column) in columns.iter().enumerate() {
+        push_value(out, column.ty(), event.value(i));
     }
     push_text(out, &json_for_jsonb(&event.raw));
 }
@@ -239,17 +223,34 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_validated() {
-        let ip = |text: &str| AuditFields {
-            ip_address: Some(text.to_owned()),
-            ..AuditFields::default()
-        };
-        assert_eq!(ip_for_inet(&ip("198.51.100.7")), Some("198.51.100.7"));
-        assert_eq!(ip_for_inet(&ip(" 2001:DB8::1 ")), Some("2001:DB8::1"));
-        assert_eq!(ip_for_inet(&ip("not-an-ip")), None);
-        assert_eq!(ip_for_inet(&ip("10.1")), None);
-        assert_eq!(ip_for_inet(&ip("fe80::1%eth0")), None);
-        assert_eq!(ip_for_inet(&AuditFields::default()), None);
+    fn values_are_encoded_by_column_type_and_mismatches_are_null() {
+        let mut out = Vec::new();
+        push_value(&mut out, ColumnType::Integer, Some(&Value::Integer(-2)));
+        assert_eq!(
+            out,
+            [&8i32.to_be_bytes()[..], &(-2i64).to_be_bytes()].concat()
+        );
+        out.clear();
+        push_value(&mut out, ColumnType::Float, Some(&Value::Float(0.5)));
+        assert_eq!(
+            out,
+            [&8i32.to_be_bytes()[..], &0.5f64.to_bits().to_be_bytes()].concat()
+        );
+        out.clear();
+        push_value(&mut out, ColumnType::Boolean, Some(&Value::Boolean(true)));
+        assert_eq!(out, [&1i32.to_be_bytes()[..], &[1]].concat());
+        out.clear();
+        let ip: std::net::IpAddr = "2001:DB8::1".parse().unwrap();
+        push_value(&mut out, ColumnType::Ip, Some(&Value::Ip(ip)));
+        assert_eq!(&out[4..], b"2001:db8::1");
+        out.clear();
+        push_value(
+            &mut out,
+            ColumnType::Integer,
+            Some(&Value::Text("7".into())),
+        );
+        push_value(&mut out, ColumnType::Text, None);
+        assert_eq!(out, [(-1i32).to_be_bytes(), (-1i32).to_be_bytes()].concat());
     }
 
     #[test]

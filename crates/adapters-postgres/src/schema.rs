@@ -1,11 +1,11 @@
 //! The schema: embedded migrations (`migrations/`), the server version check, and the
-//! TimescaleDB setup, which depends on what the server has and so is not a migration.
+//! TimescaleDB decision, which depends on what the server has and so is not a migration. The
+//! dataset tables themselves are derived from their schemas (see `tables`), and made
+//! hypertables there when this decided TimescaleDB is used.
 //!
 //! The TimescaleDB decision is a pure function of the settings and of what the server reports
-//! ([`plan`]), so it is unit-tested on every path, including the hypertable SQL that this
-//! machine's plain PostgreSQL never executes.
-
-use std::time::Duration;
+//! ([`plan`]), so it is unit-tested on every path; the hypertable SQL, which this machine's
+//! plain PostgreSQL never executes, is tested in `tables`.
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -24,7 +24,7 @@ const MIN_SERVER_VERSION: u32 = 130_000;
 pub struct SchemaReport {
     /// `server_version_num`, e.g. `150020`.
     pub server_version: u32,
-    /// Whether `audit_logs` is a TimescaleDB hypertable.
+    /// Whether the dataset tables are TimescaleDB hypertables.
     pub timescale: TimescaleStatus,
 }
 
@@ -32,12 +32,12 @@ pub struct SchemaReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TimescaleStatus {
-    /// `audit_logs` is a hypertable; the configured policies are applied.
+    /// The dataset tables are hypertables; the configured policies are applied.
     Enabled {
         /// The installed extension version.
         version: String,
     },
-    /// The extension cannot be used; `audit_logs` is a plain table.
+    /// The extension cannot be used; the dataset tables are plain tables.
     Unavailable {
         /// Why, e.g. "the timescaledb extension is not available on this server".
         reason: String,
@@ -64,12 +64,8 @@ pub(crate) enum TimescalePlan {
     Disabled,
     /// Required but impossible.
     Fail { reason: String },
-    /// Make `audit_logs` a hypertable: create the extension first if needed, then run the
-    /// statements in one transaction.
-    Hypertable {
-        create_extension: bool,
-        statements: Vec<String>,
-    },
+    /// Make the dataset tables hypertables: create the extension first if needed.
+    Hypertable { create_extension: bool },
 }
 
 /// Decides what to do from the settings and what the server has.
@@ -87,56 +83,7 @@ pub(crate) fn plan(config: &TimescaleConfig, detection: &TimescaleDetection) -> 
     }
     TimescalePlan::Hypertable {
         create_extension: detection.installed.is_none(),
-        statements: hypertable_statements(config),
     }
-}
-
-/// An SQL interval literal for `d`, in days when it is a whole number of days.
-fn interval(d: Duration) -> String {
-    let secs = d.as_secs().max(1);
-    if secs.is_multiple_of(86_400) {
-        format!("INTERVAL '{} days'", secs / 86_400)
-    } else {
-        format!("INTERVAL '{secs} seconds'")
-    }
-}
-
-/// The statements that make `audit_logs` a hypertable and apply the configured policies.
-/// Idempotent: they run on every start.
-pub(crate) fn hypertable_statements(config: &TimescaleConfig) -> Vec<String> {
-    let mut statements = vec![format!(
-        "SELECT create_hypertable('audit_logs', 'timestamp', chunk_time_interval => {}, \
-         if_not_exists => TRUE, migrate_data => TRUE, create_default_indexes => FALSE)",
-        interval(config.chunk_interval)
-    )];
-    if let Some(after) = config.compress_after {
-        statements.push(
-            "DO $$ BEGIN \
-             IF NOT EXISTS (SELECT 1 FROM timescaledb_information.hypertables \
-                WHERE hypertable_name = 'audit_logs' AND hypertable_schema = current_schema() \
-                AND compression_enabled) THEN \
-             ALTER TABLE audit_logs SET (timescaledb.compress, \
-                timescaledb.compress_segmentby = 'account_id', \
-                timescaledb.compress_orderby = '\"timestamp\" DESC'); \
-             END IF; END $$"
-                .to_owned(),
-        );
-        // Remove and add, so a changed setting takes effect; one transaction, so there is no
-        // moment without a policy.
-        statements.push("SELECT remove_compression_policy('audit_logs', if_exists => TRUE)".into());
-        statements.push(format!(
-            "SELECT add_compression_policy('audit_logs', compress_after => {})",
-            interval(after)
-        ));
-    }
-    if let Some(retention) = config.retention {
-        statements.push("SELECT remove_retention_policy('audit_logs', if_exists => TRUE)".into());
-        statements.push(format!(
-            "SELECT add_retention_policy('audit_logs', drop_after => {})",
-            interval(retention)
-        ));
-    }
-    statements
 }
 
 /// Reads what the server has.
@@ -180,18 +127,17 @@ pub(crate) async fn prepare(
     let detection = detect_timescale(pool).await?;
     let status = match plan(timescale, &detection) {
         TimescalePlan::Disabled => {
-            tracing::info!("timescaledb disabled (TIMESCALEDB=off): audit_logs is a plain table");
+            tracing::info!(
+                "timescaledb disabled (TIMESCALEDB=off): dataset tables are plain tables"
+            );
             TimescaleStatus::Disabled
         }
         TimescalePlan::Plain { reason } => {
-            tracing::info!(%reason, "timescaledb not used: audit_logs is a plain postgresql table");
+            tracing::info!(%reason, "timescaledb not used: dataset tables are plain postgresql tables");
             TimescaleStatus::Unavailable { reason }
         }
         TimescalePlan::Fail { reason } => return Err(PgError::TimescaleRequired { reason }),
-        TimescalePlan::Hypertable {
-            create_extension,
-            statements,
-        } => {
+        TimescalePlan::Hypertable { create_extension } => {
             let created = if create_extension {
                 sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
                     .execute(pool)
@@ -208,25 +154,12 @@ pub(crate) async fn prepare(
                 if timescale.mode == TimescaleMode::Require {
                     return Err(PgError::TimescaleRequired { reason });
                 }
-                tracing::warn!(%reason, "timescaledb not used: audit_logs is a plain postgresql table");
+                tracing::warn!(%reason, "timescaledb not used: dataset tables are plain postgresql tables");
                 return Ok(SchemaReport {
                     server_version,
                     timescale: TimescaleStatus::Unavailable { reason },
                 });
             }
-            let mut tx = pool
-                .begin()
-                .await
-                .map_err(|e| PgError::sql("setting up timescaledb", e))?;
-            for statement in &statements {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| PgError::sql("setting up timescaledb", e))?;
-            }
-            tx.commit()
-                .await
-                .map_err(|e| PgError::sql("setting up timescaledb", e))?;
             let version = detect_timescale(pool)
                 .await?
                 .installed
@@ -235,7 +168,7 @@ pub(crate) async fn prepare(
                 %version,
                 retention = ?timescale.retention,
                 compress_after = ?timescale.compress_after,
-                "timescaledb: audit_logs is a hypertable"
+                "timescaledb: dataset tables are hypertables"
             );
             TimescaleStatus::Enabled { version }
         }
@@ -285,58 +218,27 @@ mod tests {
     }
 
     #[test]
-    fn hypertable_sql_is_built_when_the_extension_exists() {
+    fn a_hypertable_when_the_extension_exists() {
         let available = TimescaleDetection {
             available: Some("2.17.2".into()),
             installed: None,
         };
-        let TimescalePlan::Hypertable {
-            create_extension,
-            statements,
-        } = plan(&TimescaleConfig::recommended(), &available)
-        else {
-            panic!("expected a hypertable plan");
-        };
-        assert!(
-            create_extension,
+        assert_eq!(
+            plan(&TimescaleConfig::recommended(), &available),
+            TimescalePlan::Hypertable {
+                create_extension: true
+            },
             "the extension is available but not created"
         );
-        let all = statements.join("\n");
-        assert!(
-            all.contains("create_hypertable('audit_logs', 'timestamp', chunk_time_interval => INTERVAL '1 days'"),
-            "{all}"
-        );
-        assert!(all.contains("create_default_indexes => FALSE"));
-        assert!(
-            all.contains("add_retention_policy('audit_logs', drop_after => INTERVAL '90 days')")
-        );
-        assert!(all.contains(
-            "add_compression_policy('audit_logs', compress_after => INTERVAL '30 days')"
-        ));
-        assert!(all.contains("timescaledb.compress_segmentby = 'account_id'"));
-
-        // Installed already, no policies configured: only the hypertable.
         let installed = TimescaleDetection {
             available: Some("2.17.2".into()),
             installed: Some("2.17.2".into()),
         };
-        let TimescalePlan::Hypertable {
-            create_extension,
-            statements,
-        } = plan(&TimescaleConfig::default(), &installed)
-        else {
-            panic!("expected a hypertable plan");
-        };
-        assert!(!create_extension);
-        assert_eq!(statements.len(), 1);
-    }
-
-    #[test]
-    fn intervals_are_days_when_whole() {
         assert_eq!(
-            interval(Duration::from_secs(86_400 * 3)),
-            "INTERVAL '3 days'"
+            plan(&TimescaleConfig::default(), &installed),
+            TimescalePlan::Hypertable {
+                create_extension: false
+            }
         );
-        assert_eq!(interval(Duration::from_secs(90)), "INTERVAL '90 seconds'");
     }
 }

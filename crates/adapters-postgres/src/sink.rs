@@ -7,71 +7,27 @@
 //! `Ok` only when every slice committed; a slice that committed before another failed holds
 //! true events, which the retry rewrites as no-ops.
 //!
-//! Audit events go to `audit_logs`; events of any other dataset to `raw_events` (the raw event
-//! only); quarantined records to `quarantine`. The primary keys make a rewrite a no-op, which is
-//! the idempotence the contract asks for.
+//! Events go to their dataset's table, derived from the batch's schema and created (or given
+//! the schema's new columns and indexes) on the first write of that schema (see `tables`);
+//! quarantined records go to `quarantine`. The primary keys make a rewrite a no-op, which is the
+//! idempotence the contract asks for.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use cflogs_core::{
-    AnalyticsSink, Batch, Dataset, Event, Quarantined, Result, Timestamp, WriteReport,
-};
+use cflogs_core::schema::{DatasetSchema, Derived};
+use cflogs_core::{AnalyticsSink, Batch, Event, Quarantined, Result, Timestamp, WriteReport};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 
+use crate::config::TimescaleConfig;
 use crate::error::{PgError, sqlstate};
-use crate::mapping::{STAGE_COLUMNS, push_event, push_header, push_trailer};
-
-/// The staging table, private to the transaction's session and dropped at its end. Every
-/// column but the time is text, so `COPY` cannot fail on a value: conversions happen in the
-/// `INSERT`, where a refused value can be retried with the fallbacks.
-const STAGE_DDL: &str = "CREATE TEMP TABLE cflogs_stage (\
-    event_id text NOT NULL, ts timestamptz NOT NULL, account_id text NOT NULL, \
-    actor_email text, actor_type text, action_type text, action_result text, \
-    resource_type text, resource_id text, ip_address text, metadata text, raw_event text NOT NULL\
-    ) ON COMMIT DROP";
+use crate::mapping::{push_event, push_header, push_trailer};
+use crate::tables::{Conversion, Table};
 
 /// How much encoded data to send per `COPY` message: PostgreSQL parses one while the next is
 /// encoded.
 const CHUNK_BYTES: usize = 512 * 1024;
-
-/// How values PostgreSQL may refuse are converted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Conversion {
-    /// Plain casts: the fast path, for what the mapping already made acceptable.
-    Fast,
-    /// Per-row fallbacks (`cflogs_try_jsonb`, `cflogs_try_inet`): a JSON document PostgreSQL
-    /// still refuses is kept as a JSON string, an address as NULL.
-    Safe,
-}
-
-fn insert_audit_sql(conversion: Conversion) -> String {
-    let (ip, metadata, raw) = match conversion {
-        Conversion::Fast => ("ip_address::inet", "metadata::jsonb", "raw_event::jsonb"),
-        Conversion::Safe => (
-            "cflogs_try_inet(ip_address)",
-            "cflogs_try_jsonb(metadata)",
-            "cflogs_try_jsonb(raw_event)",
-        ),
-    };
-    format!(
-        "INSERT INTO audit_logs (event_id, \"timestamp\", account_id, actor_email, actor_type, \
-         action_type, action_result, resource_type, resource_id, ip_address, metadata, raw_event, stream) \
-         SELECT event_id, ts, account_id, actor_email, actor_type, action_type, action_result, \
-         resource_type, resource_id, {ip}, {metadata}, {raw}, $1 FROM cflogs_stage \
-         ON CONFLICT DO NOTHING"
-    )
-}
-
-fn insert_raw_sql(conversion: Conversion) -> String {
-    let raw = match conversion {
-        Conversion::Fast => "raw_event::jsonb",
-        Conversion::Safe => "cflogs_try_jsonb(raw_event)",
-    };
-    format!(
-        "INSERT INTO raw_events (dataset, stream, event_id, \"timestamp\", raw_event) \
-         SELECT $2, $1, event_id, ts, {raw} FROM cflogs_stage ON CONFLICT DO NOTHING"
-    )
-}
 
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (stream, quarantine_id, dataset, raw, reason, occurred_at) \
      SELECT $1, q.id, $2, q.raw, q.reason, q.at \
@@ -103,6 +59,9 @@ fn slices(n: usize, parallelism: usize) -> Vec<(usize, usize)> {
 pub struct PostgresSink {
     pool: PgPool,
     parallelism: usize,
+    timescale: Option<Arc<TimescaleConfig>>,
+    /// The tables prepared by this sink and its clones.
+    prepared: Arc<Derived<Table>>,
 }
 
 impl PostgresSink {
@@ -112,7 +71,88 @@ impl PostgresSink {
         Self {
             pool,
             parallelism: crate::PostgresConfig::DEFAULT_WRITE_PARALLELISM as usize,
+            timescale: None,
+            prepared: Arc::default(),
         }
+    }
+
+    /// The same sink making each table it creates a TimescaleDB hypertable with `config`'s
+    /// policies (for a database where the extension is installed).
+    #[must_use]
+    pub fn with_timescale(mut self, config: Arc<TimescaleConfig>) -> Self {
+        self.timescale = Some(config);
+        self
+    }
+
+    /// Creates the table of `schema` if it does not exist, adds the columns and indexes the
+    /// schema has and the table lacks, and makes it a hypertable when TimescaleDB is used.
+    /// Idempotent; concurrent callers (other processes too) wait on an advisory lock. The
+    /// sink calls it on the first write of each schema.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](cflogs_core::Error::Invalid) for a dataset name the sink keeps for
+    /// itself; [`Error::Fatal`](cflogs_core::Error::Fatal) when PostgreSQL refuses the DDL.
+    pub async fn prepare(&self, schema: &Arc<DatasetSchema>) -> Result<()> {
+        self.table(schema).await.map(drop)
+    }
+
+    async fn table(&self, schema: &Arc<DatasetSchema>) -> Result<Arc<Table>> {
+        let name = schema.dataset().as_str();
+        if let Some(table) = self.prepared.get(schema) {
+            return Ok(table);
+        }
+        let default = TimescaleConfig::default();
+        let timescale = self.timescale.as_deref();
+        let table = Arc::new(Table::new(schema, timescale.unwrap_or(&default))?);
+        let sql = |e| PgError::sql("preparing the dataset table", e);
+        let mut tx = self.pool.begin().await.map_err(sql)?;
+        // One DDL writer at a time in the whole database: CREATE … IF NOT EXISTS is not safe
+        // against a concurrent creator. The key is "cflogs DDL".
+        sqlx::query("SELECT pg_advisory_xact_lock(4063721117955110981)")
+            .execute(&mut *tx)
+            .await
+            .map_err(sql)?;
+        sqlx::query(&table.create)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql)?;
+        // Only what is missing: ALTER TABLE and CREATE INDEX lock the table even when they
+        // find nothing to do, and would queue every reader behind a long query on it.
+        let have: Vec<(String,)> = sqlx::query_as(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 \
+             UNION ALL SELECT indexname::text FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename = $1",
+        )
+        .bind(&table.name)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sql)?;
+        let missing = table
+            .columns
+            .iter()
+            .chain(&table.indexes)
+            .filter(|(name, _)| !have.iter().any(|(h,)| h == name))
+            .map(|(_, statement)| statement);
+        let hypertable = timescale
+            .is_some()
+            .then_some(&table.hypertable)
+            .into_iter()
+            .flatten();
+        for statement in missing.chain(hypertable) {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql)?;
+        }
+        tx.commit().await.map_err(sql)?;
+        tracing::debug!(
+            dataset = name,
+            columns = schema.columns().len(),
+            "dataset table ready"
+        );
+        self.prepared.insert(schema, table.clone());
+        Ok(table)
     }
 
     /// The same sink writing a batch of at least `2 × 1,000` events in up to `slices`
@@ -128,6 +168,7 @@ impl PostgresSink {
     /// Writes `events` (and `quarantined`) of `batch` in one transaction.
     async fn write_slice(
         &self,
+        table: &Table,
         batch: &Batch,
         events: &[Event],
         quarantined: &[Quarantined],
@@ -137,20 +178,18 @@ impl PostgresSink {
         let mut tx = self.pool.begin().await.map_err(sql("analytics write"))?;
         let mut report = WriteReport::default();
         if !events.is_empty() {
-            sqlx::query(STAGE_DDL)
+            sqlx::query(&table.stage_ddl)
                 .execute(&mut *tx)
                 .await
                 .map_err(sql("analytics write: staging table"))?;
             let mut copy = tx
-                .copy_in_raw(&format!(
-                    "COPY cflogs_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT binary)"
-                ))
+                .copy_in_raw(&table.copy)
                 .await
                 .map_err(sql("analytics write: copy"))?;
             let mut buf = Vec::with_capacity(CHUNK_BYTES + 8192);
             push_header(&mut buf);
             for event in events {
-                push_event(&mut buf, event);
+                push_event(&mut buf, &batch.schema, event);
                 if buf.len() >= CHUNK_BYTES {
                     let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + 8192));
                     copy.send(full)
@@ -162,20 +201,12 @@ impl PostgresSink {
             copy.send(buf).await.map_err(sql("analytics write: copy"))?;
             copy.finish().await.map_err(sql("analytics write: copy"))?;
 
-            let inserted = if batch.dataset.as_str() == Dataset::AUDIT_LOGS {
-                sqlx::query(&insert_audit_sql(conversion))
-                    .bind(batch.stream.as_str())
-                    .execute(&mut *tx)
-                    .await
-            } else {
-                sqlx::query(&insert_raw_sql(conversion))
-                    .bind(batch.stream.as_str())
-                    .bind(batch.dataset.as_str())
-                    .execute(&mut *tx)
-                    .await
-            }
-            .map_err(sql("analytics write: insert"))?
-            .rows_affected();
+            let inserted = sqlx::query(table.insert(conversion))
+                .bind(batch.stream.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("analytics write: insert"))?
+                .rows_affected();
             report.inserted = inserted;
             report.duplicates = (events.len() as u64).saturating_sub(inserted);
         }
@@ -189,7 +220,7 @@ impl PostgresSink {
             let times: Vec<Option<Timestamp>> = quarantined.iter().map(|q| q.occurred_at).collect();
             report.quarantined = sqlx::query(INSERT_QUARANTINE)
                 .bind(batch.stream.as_str())
-                .bind(batch.dataset.as_str())
+                .bind(batch.dataset().as_str())
                 .bind(ids)
                 .bind(raws)
                 .bind(reasons)
@@ -206,12 +237,13 @@ impl PostgresSink {
     /// One slice, retried once with the per-row fallbacks when PostgreSQL refuses a value.
     async fn write_slice_or_fallback(
         &self,
+        table: &Table,
         batch: &Batch,
         events: &[Event],
         quarantined: &[Quarantined],
     ) -> Result<WriteReport, PgError> {
         match self
-            .write_slice(batch, events, quarantined, Conversion::Fast)
+            .write_slice(table, batch, events, quarantined, Conversion::Fast)
             .await
         {
             Err(e) if is_data_exception(&e) => {
@@ -220,7 +252,7 @@ impl PostgresSink {
                     error = %e,
                     "postgresql refused a value of the batch, writing it again with per-row fallbacks"
                 );
-                self.write_slice(batch, events, quarantined, Conversion::Safe)
+                self.write_slice(table, batch, events, quarantined, Conversion::Safe)
                     .await
             }
             other => other,
@@ -234,11 +266,12 @@ impl AnalyticsSink for PostgresSink {
         if batch.is_empty() {
             return Ok(WriteReport::default());
         }
+        let table = self.table(&batch.schema).await?;
         let bounds = slices(batch.events.len(), self.parallelism);
         let results = join_all(bounds.iter().enumerate().map(|(k, &(from, to))| {
             // The quarantined records ride with the first slice.
             let quarantined: &[Quarantined] = if k == 0 { &batch.quarantined } else { &[] };
-            self.write_slice_or_fallback(batch, &batch.events[from..to], quarantined)
+            self.write_slice_or_fallback(&table, batch, &batch.events[from..to], quarantined)
         }))
         .await;
         let mut report = WriteReport::default();

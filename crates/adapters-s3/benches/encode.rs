@@ -11,8 +11,8 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
+use cflogs_core::Event;
 use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{Dataset, Event};
 use cflogs_s3::{ParquetSettings, encode_events};
 use chrono::TimeZone;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -28,8 +28,13 @@ fn measure(name: &str, events: &[Event], settings: &ParquetSettings) {
         let start = Instant::now();
         let mut bytes = 0;
         for batch in events.chunks(10_000) {
-            let encoded =
-                encode_events(&Dataset::audit_logs(), batch, now, settings).expect("encode");
+            let encoded = encode_events(
+                &cflogs_core::testing::samples::audit_schema(),
+                batch,
+                now,
+                settings,
+            )
+            .expect("encode");
             bytes += encoded.bytes.len();
         }
         let took = start.elapsed();
@@ -40,7 +45,7 @@ fn measure(name: &str, events: &[Event], settings: &ParquetSettings) {
     }
     if std::env::var_os("CFLOGS_BENCH_COLUMNS").is_some() {
         let encoded = encode_events(
-            &Dataset::audit_logs(),
+            &cflogs_core::testing::samples::audit_schema(),
             &events[..events.len().min(10_000)],
             now,
             settings,

@@ -35,7 +35,7 @@ pub use config::{
     Addressing, ArchiveConfig, Location, LockMode, ObjectLock, ParquetSettings, S3Settings, Secret,
     UploadSettings,
 };
-pub use parquet::{EncodedObject, EventSchema, encode_events};
+pub use parquet::{EncodedObject, arrow_schema, encode_events};
 pub use read::{Decoded, decode_object};
 pub use sink::ParquetArchive;
 pub use store::build_store;

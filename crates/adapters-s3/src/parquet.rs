@@ -1,9 +1,11 @@
 //! Parquet schemas of the archive and the encoder that writes them.
 //!
-//! Three schemas:
-//! - **audit** (dataset `audit_logs`): the columns of seed 001, see [`audit_schema`];
-//! - **generic** (any other dataset, events without mapped columns): `event_id`, `timestamp`,
-//!   `raw_event`, `ingestion_time`, see [`generic_schema`];
+//! Two kinds of file:
+//! - **events**: `event_id`, `timestamp`, the columns of the batch's dataset schema, `raw_event`
+//!   (the event exactly as received, JSON text), `ingestion_time`, see [`arrow_schema()`]. Text,
+//!   address and JSON columns are strings (an address in canonical form), integers `INT64`,
+//!   floats `DOUBLE`, booleans `BOOLEAN`, timestamps like `timestamp`. For `audit_logs` these are
+//!   the columns of seed 001, as before schemas were data.
 //! - **quarantine** (records that could not be mapped): `id`, `occurred_at`, `reason`, `raw`
 //!   (binary), `ingestion_time`, see [`quarantine_schema`].
 //!
@@ -18,10 +20,14 @@
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::builder::{BinaryBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use cflogs_core::{Dataset, Digest, Event, Fields, Quarantined, Timestamp};
+use cflogs_core::schema::{ColumnType, DatasetSchema, Value};
+use cflogs_core::{Digest, Event, Quarantined, Timestamp};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
@@ -36,48 +42,33 @@ fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// The audit log schema (seed 001): `event_id`, `timestamp`, `account_id`, `actor_email`,
-/// `actor_type`, `action_type`, `action_result`, `resource_type`, `resource_id`, `ip_address`,
-/// `metadata` (JSON text), `raw_event` (the event exactly as received, JSON text),
-/// `ingestion_time`.
-pub fn audit_schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            let text = |name: &str| Field::new(name, DataType::Utf8, true);
-            Arc::new(Schema::new(vec![
-                Field::new("event_id", DataType::Utf8, false),
-                Field::new("timestamp", utc_micros(), false),
-                text("account_id"),
-                text("actor_email"),
-                text("actor_type"),
-                text("action_type"),
-                text("action_result"),
-                text("resource_type"),
-                text("resource_id"),
-                text("ip_address"),
-                text("metadata"),
-                Field::new("raw_event", DataType::Utf8, false),
-                Field::new("ingestion_time", utc_micros(), false),
-            ]))
-        })
-        .clone()
+/// The Arrow type of a column of type `ty`.
+pub fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Integer => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Timestamp(_) => utc_micros(),
+        _ => DataType::Utf8,
+    }
 }
 
-/// The schema of datasets without mapped columns: `event_id`, `timestamp`, `raw_event`,
-/// `ingestion_time`.
-pub fn generic_schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            Arc::new(Schema::new(vec![
-                Field::new("event_id", DataType::Utf8, false),
-                Field::new("timestamp", utc_micros(), false),
-                Field::new("raw_event", DataType::Utf8, false),
-                Field::new("ingestion_time", utc_micros(), false),
-            ]))
-        })
-        .clone()
+/// The file schema of events of `schema`: `event_id`, `timestamp`, the schema's columns (all
+/// nullable), `raw_event`, `ingestion_time`.
+pub fn arrow_schema(schema: &DatasetSchema) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("timestamp", utc_micros(), false),
+    ];
+    fields.extend(
+        schema
+            .columns()
+            .iter()
+            .map(|c| Field::new(c.name(), arrow_type(c.ty()), true)),
+    );
+    fields.push(Field::new("raw_event", DataType::Utf8, false));
+    fields.push(Field::new("ingestion_time", utc_micros(), false));
+    Arc::new(Schema::new(fields))
 }
 
 /// The schema of quarantined records: `id` (`sha256:<hex>` of the bytes), `occurred_at` (when
@@ -98,38 +89,11 @@ pub fn quarantine_schema() -> SchemaRef {
         .clone()
 }
 
-/// Which schema a dataset's events are written with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventSchema {
-    /// [`audit_schema`], for `audit_logs`.
-    Audit,
-    /// [`generic_schema`], for every other dataset.
-    Generic,
-}
-
-impl EventSchema {
-    /// The schema of `dataset`.
-    pub fn of(dataset: &Dataset) -> Self {
-        if dataset.as_str() == Dataset::AUDIT_LOGS {
-            Self::Audit
-        } else {
-            Self::Generic
-        }
-    }
-
-    /// The Arrow schema.
-    pub fn schema(&self) -> SchemaRef {
-        match self {
-            Self::Audit => audit_schema(),
-            Self::Generic => generic_schema(),
-        }
-    }
-}
-
 /// Writer properties: zstd, statistics, dictionaries where they pay, row group size.
 fn properties(
     settings: &ParquetSettings,
     sort_column: Option<i32>,
+    large: &[&str],
     meta: Vec<KeyValue>,
 ) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(settings.zstd_level)?;
@@ -143,9 +107,9 @@ fn properties(
     for column in ["event_id", "raw_event", "raw", "id"] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
-    for column in ["raw_event", "raw", "metadata"] {
+    for column in ["raw_event", "raw"].iter().chain(large) {
         builder = builder
-            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
     if let Some(idx) = sort_column {
         builder = builder.set_sorting_columns(Some(vec![SortingColumn {
@@ -204,6 +168,8 @@ pub(crate) struct Finished {
 pub(crate) struct PartWriter {
     writer: ArrowWriter<HashingBuffer>,
     schema: SchemaRef,
+    /// The dataset schema, for a writer of events.
+    dataset: Option<Arc<DatasetSchema>>,
     rows: u64,
 }
 
@@ -221,22 +187,35 @@ impl PartWriter {
         Ok(Self {
             writer,
             schema,
+            dataset: None,
             rows: 0,
         })
     }
 
-    /// A writer of events in `schema`.
+    /// A writer of events of `schema`.
     pub(crate) fn events(
-        schema: EventSchema,
+        schema: &Arc<DatasetSchema>,
         settings: &ParquetSettings,
         meta: Vec<KeyValue>,
     ) -> Result<Self> {
-        Self::new(schema.schema(), properties(settings, Some(1), meta)?)
+        // JSON documents: statistics on them help no query.
+        let large: Vec<&str> = schema
+            .columns()
+            .iter()
+            .filter(|c| c.ty() == ColumnType::Json)
+            .map(|c| c.name())
+            .collect();
+        let mut writer = Self::new(
+            arrow_schema(schema),
+            properties(settings, Some(1), &large, meta)?,
+        )?;
+        writer.dataset = Some(schema.clone());
+        Ok(writer)
     }
 
     /// A writer of quarantined records.
     pub(crate) fn quarantine(settings: &ParquetSettings, meta: Vec<KeyValue>) -> Result<Self> {
-        Self::new(quarantine_schema(), properties(settings, None, meta)?)
+        Self::new(quarantine_schema(), properties(settings, None, &[], meta)?)
     }
 
     fn write_batch(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
@@ -248,10 +227,12 @@ impl PartWriter {
 
     /// Appends events (one chunk; the caller bounds its size).
     pub(crate) fn write_events(&mut self, events: &[&Event], ingestion: Timestamp) -> Result<()> {
-        let columns = match self.schema.fields().len() {
-            4 => generic_columns(events, ingestion)?,
-            _ => audit_columns(events, ingestion)?,
+        let Some(dataset) = self.dataset.clone() else {
+            return Err(ArchiveError::Refused(
+                "events written to a quarantine file".to_owned(),
+            ));
         };
+        let columns = event_columns(&dataset, events, ingestion)?;
         self.write_batch(columns)
     }
 
@@ -319,68 +300,83 @@ fn raw_text(e: &Event) -> Result<&str> {
     })
 }
 
-fn generic_columns(events: &[&Event], ingestion: Timestamp) -> Result<Vec<ArrayRef>> {
-    let n = events.len();
-    let mut id = StringBuilder::with_capacity(n, n * 40);
-    let mut at = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut raw = StringBuilder::with_capacity(n, events.iter().map(|e| e.raw.len()).sum());
-    for e in events {
-        id.append_value(e.id.as_str());
-        at.append_value(e.occurred_at.timestamp_micros());
-        raw.append_value(raw_text(e)?);
-    }
-    Ok(vec![
-        Arc::new(id.finish()),
-        Arc::new(at.finish().with_timezone("UTC")),
-        Arc::new(raw.finish()),
-        constant_time(ingestion, n),
-    ])
+/// A builder of one column of the dataset schema.
+enum ColumnBuilder {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Float(Float64Builder),
+    Boolean(BooleanBuilder),
+    Time(TimestampMicrosecondBuilder),
 }
 
-fn audit_columns(events: &[&Event], ingestion: Timestamp) -> Result<Vec<ArrayRef>> {
+impl ColumnBuilder {
+    fn new(ty: ColumnType, n: usize) -> Self {
+        match ty {
+            ColumnType::Integer => Self::Integer(Int64Builder::with_capacity(n)),
+            ColumnType::Float => Self::Float(Float64Builder::with_capacity(n)),
+            ColumnType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(n)),
+            ColumnType::Timestamp(_) => Self::Time(TimestampMicrosecondBuilder::with_capacity(n)),
+            _ => Self::Text(StringBuilder::with_capacity(n, n * 24)),
+        }
+    }
+
+    /// Appends `value`; NULL when absent or of another type than the column's.
+    fn append(&mut self, value: Option<&Value>) {
+        match (self, value) {
+            (Self::Text(b), Some(Value::Text(v) | Value::Json(v))) => b.append_value(v),
+            (Self::Text(b), Some(Value::Ip(ip))) => b.append_value(ip.to_string()),
+            (Self::Integer(b), Some(Value::Integer(v))) => b.append_value(*v),
+            (Self::Float(b), Some(Value::Float(v))) => b.append_value(*v),
+            (Self::Boolean(b), Some(Value::Boolean(v))) => b.append_value(*v),
+            (Self::Time(b), Some(Value::Timestamp(t))) => b.append_value(t.timestamp_micros()),
+            (Self::Text(b), _) => b.append_null(),
+            (Self::Integer(b), _) => b.append_null(),
+            (Self::Float(b), _) => b.append_null(),
+            (Self::Boolean(b), _) => b.append_null(),
+            (Self::Time(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Text(mut b) => Arc::new(b.finish()),
+            Self::Integer(mut b) => Arc::new(b.finish()),
+            Self::Float(mut b) => Arc::new(b.finish()),
+            Self::Boolean(mut b) => Arc::new(b.finish()),
+            Self::Time(mut b) => Arc::new(b.finish().with_timezone("UTC")),
+        }
+    }
+}
+
+fn event_columns(
+    schema: &DatasetSchema,
+    events: &[&Event],
+    ingestion: Timestamp,
+) -> Result<Vec<ArrayRef>> {
     let n = events.len();
     let mut id = StringBuilder::with_capacity(n, n * 40);
     let mut at = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut text: [StringBuilder; 9] =
-        std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 24));
+    let mut columns: Vec<ColumnBuilder> = schema
+        .columns()
+        .iter()
+        .map(|c| ColumnBuilder::new(c.ty(), n))
+        .collect();
     let mut raw = StringBuilder::with_capacity(n, events.iter().map(|e| e.raw.len()).sum());
     for e in events {
         id.append_value(e.id.as_str());
         at.append_value(e.occurred_at.timestamp_micros());
-        match &e.fields {
-            Fields::Audit(f) => {
-                let values = [
-                    &f.account_id,
-                    &f.actor_email,
-                    &f.actor_type,
-                    &f.action_type,
-                    &f.action_result,
-                    &f.resource_type,
-                    &f.resource_id,
-                    &f.ip_address,
-                    &f.metadata,
-                ];
-                for (builder, value) in text.iter_mut().zip(values) {
-                    builder.append_option(value.as_deref());
-                }
-            }
-            _ => {
-                for builder in &mut text {
-                    builder.append_null();
-                }
-            }
+        for (i, builder) in columns.iter_mut().enumerate() {
+            builder.append(e.value(i));
         }
         raw.append_value(raw_text(e)?);
     }
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(13);
-    columns.push(Arc::new(id.finish()));
-    columns.push(Arc::new(at.finish().with_timezone("UTC")));
-    for mut builder in text {
-        columns.push(Arc::new(builder.finish()));
-    }
-    columns.push(Arc::new(raw.finish()));
-    columns.push(constant_time(ingestion, n));
-    Ok(columns)
+    let mut out: Vec<ArrayRef> = Vec::with_capacity(columns.len() + 4);
+    out.push(Arc::new(id.finish()));
+    out.push(Arc::new(at.finish().with_timezone("UTC")));
+    out.extend(columns.into_iter().map(ColumnBuilder::finish));
+    out.push(Arc::new(raw.finish()));
+    out.push(constant_time(ingestion, n));
+    Ok(out)
 }
 
 /// One encoded object, all in memory (for benchmarks, tests and tools; the sink streams).
@@ -394,20 +390,20 @@ pub struct EncodedObject {
     pub rows: u64,
 }
 
-/// Encodes `events` of `dataset` into one Parquet file in memory, with `ingestion` as the
+/// Encodes `events` of `schema` into one Parquet file in memory, with `ingestion` as the
 /// `ingestion_time` of every row: the columns and encoding of the archive's objects (the sink
 /// also splits a batch by hour and adds `cflogs.*` key-value metadata).
 ///
 /// # Errors
 /// [`cflogs_core::Error::Fatal`] when an event's raw bytes are not UTF-8 or the encoder fails.
 pub fn encode_events(
-    dataset: &Dataset,
+    schema: &Arc<DatasetSchema>,
     events: &[Event],
     ingestion: Timestamp,
     settings: &ParquetSettings,
 ) -> cflogs_core::Result<EncodedObject> {
     let run = || -> Result<EncodedObject> {
-        let mut writer = PartWriter::events(EventSchema::of(dataset), settings, Vec::new())?;
+        let mut writer = PartWriter::events(schema, settings, Vec::new())?;
         let mut out = Vec::new();
         let refs: Vec<&Event> = events.iter().collect();
         for chunk in refs.chunks(settings.chunk_rows.max(1)) {

@@ -2,16 +2,18 @@
 //! for `cflogs rehydrate` (and anyone who wants the data without a Parquet engine).
 
 use arrow_array::{
-    Array, BinaryArray, RecordBatch, RecordBatchReader, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
+    RecordBatchReader, StringArray, TimestampMicrosecondArray,
 };
 use bytes::Bytes;
-use cflogs_core::{AuditFields, Event, EventId, Fields, Quarantined, Result, Timestamp};
+use cflogs_core::schema::{ColumnType, DatasetSchema, Value};
+use cflogs_core::{Event, EventId, Quarantined, Result, Timestamp};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::ArchiveError;
 
 /// The records of one archived object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Decoded {
     /// A data object: events, with their mapped columns when the object has them.
     Events(Vec<Event>),
@@ -21,12 +23,6 @@ pub enum Decoded {
 
 fn refused(what: impl Into<String>) -> cflogs_core::Error {
     ArchiveError::Refused(what.into()).into_core("archive read")
-}
-
-fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
 }
 
 fn required<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
@@ -45,20 +41,47 @@ fn time(micros: &TimestampMicrosecondArray, row: usize) -> Result<Option<Timesta
         .ok_or_else(|| refused("a timestamp out of range"))
 }
 
-fn text(column: Option<&StringArray>, row: usize) -> Option<String> {
-    column
-        .filter(|c| !c.is_null(row))
-        .map(|c| c.value(row).to_owned())
+/// Row `row` of `column` as a value of a column of type `ty`; NULL when the file has no such
+/// column, or holds it with another type (a schema changed since the file was written).
+fn value(ty: ColumnType, column: Option<&ArrayRef>, row: usize) -> Option<Value> {
+    let column = column.filter(|c| !c.is_null(row))?;
+    let any = column.as_any();
+    match ty {
+        ColumnType::Integer => any
+            .downcast_ref::<Int64Array>()
+            .map(|c| Value::Integer(c.value(row))),
+        ColumnType::Float => any
+            .downcast_ref::<Float64Array>()
+            .map(|c| Value::Float(c.value(row))),
+        ColumnType::Boolean => any
+            .downcast_ref::<BooleanArray>()
+            .map(|c| Value::Boolean(c.value(row))),
+        ColumnType::Timestamp(_) => any
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .and_then(|c| chrono::DateTime::from_timestamp_micros(c.value(row)))
+            .map(Value::Timestamp),
+        ColumnType::Ip => any
+            .downcast_ref::<StringArray>()
+            .and_then(|c| c.value(row).trim().parse().ok())
+            .map(Value::Ip),
+        ColumnType::Json => any
+            .downcast_ref::<StringArray>()
+            .map(|c| Value::Json(c.value(row).to_owned())),
+        _ => any
+            .downcast_ref::<StringArray>()
+            .map(|c| Value::Text(c.value(row).to_owned())),
+    }
 }
 
-/// Decodes an archived Parquet object written by this crate.
+/// Decodes an archived Parquet object written by this crate, its events' columns read as
+/// `schema`'s (by name: a column the file lacks is NULL).
 ///
 /// Timestamps come back at the archive's precision, microseconds (Cloudflare's audit times have
 /// no finer digits); `raw_event` comes back byte for byte.
 ///
 /// # Errors
 /// [`Error::Fatal`](cflogs_core::Error::Fatal) for bytes that are not such an object.
-pub fn decode_object(bytes: Bytes) -> Result<Decoded> {
+pub fn decode_object(bytes: Bytes, schema: &DatasetSchema) -> Result<Decoded> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| ArchiveError::from(e).into_core("archive read"))?;
@@ -85,42 +108,25 @@ pub fn decode_object(bytes: Bytes) -> Result<Decoded> {
         let ids: &StringArray = required(&batch, "event_id")?;
         let at: &TimestampMicrosecondArray = required(&batch, "timestamp")?;
         let raw: &StringArray = required(&batch, "raw_event")?;
-        let audit = batch.column_by_name("actor_email").is_some();
-        let col = |name| strings(&batch, name);
-        let (account, email, actor, action, result) = (
-            col("account_id"),
-            col("actor_email"),
-            col("actor_type"),
-            col("action_type"),
-            col("action_result"),
-        );
-        let (rtype, rid, ip, metadata) = (
-            col("resource_type"),
-            col("resource_id"),
-            col("ip_address"),
-            col("metadata"),
-        );
+        let columns: Vec<(ColumnType, Option<&ArrayRef>)> = schema
+            .columns()
+            .iter()
+            .map(|c| (c.ty(), batch.column_by_name(c.name())))
+            .collect();
         for row in 0..batch.num_rows() {
             let occurred_at =
                 time(at, row)?.ok_or_else(|| refused("an event without a timestamp"))?;
-            let mut event = Event::new(
+            let event = Event::new(
                 EventId::new(ids.value(row))?,
                 occurred_at,
                 Bytes::copy_from_slice(raw.value(row).as_bytes()),
+            )
+            .with_values(
+                columns
+                    .iter()
+                    .map(|(ty, column)| value(*ty, *column, row))
+                    .collect(),
             );
-            if audit {
-                event = event.with_fields(Fields::Audit(AuditFields {
-                    account_id: text(account, row),
-                    actor_email: text(email, row),
-                    actor_type: text(actor, row),
-                    action_type: text(action, row),
-                    action_result: text(result, row),
-                    resource_type: text(rtype, row),
-                    resource_id: text(rid, row),
-                    ip_address: text(ip, row),
-                    metadata: text(metadata, row),
-                }));
-            }
             events.push(event);
         }
     }

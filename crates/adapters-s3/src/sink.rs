@@ -38,7 +38,7 @@ use sha2::{Digest as _, Sha256};
 use crate::config::{ArchiveConfig, ParquetSettings, UploadSettings};
 use crate::error::ArchiveError;
 use crate::layout;
-use crate::parquet::{EventSchema, PartWriter};
+use crate::parquet::PartWriter;
 use crate::store::{LockThis, build_store};
 use crate::verify::{VerifyReport, verify};
 
@@ -151,13 +151,18 @@ impl ParquetArchive {
         Ok(manifests)
     }
 
-    /// The records of the object at `key` (a manifest's `final_key`).
+    /// The records of the object at `key` (a manifest's `final_key`), its events read as
+    /// `schema`'s (the schema of the manifest's dataset).
     ///
     /// # Errors
     /// The object cannot be read or is not an archive object.
-    pub async fn read_object(&self, key: &str) -> Result<crate::read::Decoded> {
+    pub async fn read_object(
+        &self,
+        key: &str,
+        schema: &cflogs_core::DatasetSchema,
+    ) -> Result<crate::read::Decoded> {
         let bytes = self.get_bytes(&self.path(key)?).await?;
-        crate::read::decode_object(bytes)
+        crate::read::decode_object(bytes, schema)
     }
 
     async fn get_bytes(&self, path: &Path) -> Result<Bytes> {
@@ -249,7 +254,7 @@ impl ParquetArchive {
         let meta = |kind: &str| {
             vec![
                 KeyValue::new("cflogs.stream".to_owned(), batch.stream.to_string()),
-                KeyValue::new("cflogs.dataset".to_owned(), batch.dataset.to_string()),
+                KeyValue::new("cflogs.dataset".to_owned(), batch.dataset().to_string()),
                 KeyValue::new("cflogs.seq".to_owned(), request.seq.to_string()),
                 KeyValue::new("cflogs.content".to_owned(), kind.to_owned()),
             ]
@@ -259,15 +264,14 @@ impl ParquetArchive {
         let mut by_hour: BTreeMap<String, Vec<&Event>> = BTreeMap::new();
         for e in &batch.events {
             by_hour
-                .entry(layout::partition(&batch.dataset, e.occurred_at))
+                .entry(layout::partition(batch.dataset(), e.occurred_at))
                 .or_default()
                 .push(e);
         }
-        let schema = EventSchema::of(&batch.dataset);
         let chunk_rows = self.parquet.chunk_rows.max(1);
         let mut objects = Vec::with_capacity(by_hour.len() + 1);
         for (n, (partition, events)) in by_hour.into_iter().enumerate() {
-            let writer = PartWriter::events(schema, &self.parquet, meta("events"))?;
+            let writer = PartWriter::events(&batch.schema, &self.parquet, meta("events"))?;
             let staged_key = format!("{staged_dir}/{n:04}.parquet");
             let final_key = format!(
                 "{partition}/{}",

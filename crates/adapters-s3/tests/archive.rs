@@ -18,6 +18,9 @@ async fn conformance_on(backend: Backend) {
     let (archive, _dir) = common::archive(backend, &common::unique("conformance")).await;
     let probe = Probe::new(&archive);
     conformance::archive_sink(&archive, &probe, "conf").await;
+    for schema in common::every_schema() {
+        conformance::archive_schema(&archive, &probe, "conf", &schema).await;
+    }
 }
 
 #[tokio::test]
@@ -68,7 +71,7 @@ async fn published(backend: Backend, test: &str) -> Published {
         };
         let batch = Batch {
             stream: stream.clone(),
-            dataset: Dataset::audit_logs(),
+            schema: cflogs_core::testing::samples::audit_schema(),
             window: Window::new(start, start + chrono::Duration::minutes(21)).unwrap(),
             events,
             quarantined,
@@ -357,7 +360,7 @@ async fn sweep_spares_unrelated_keys_and_other_streams() {
         let events = audit_events("acc", 1, 3, at(10, 0), chrono::Duration::seconds(1));
         let batch = Batch {
             stream: stream.clone(),
-            dataset: Dataset::audit_logs(),
+            schema: cflogs_core::testing::samples::audit_schema(),
             window: Window::new(at(10, 0), at(10, 1)).unwrap(),
             events,
             quarantined: Vec::new(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{ArchiveSink, Batch, Dataset, StreamId, Window};
+use cflogs_core::{ArchiveSink, Batch, StreamId, Window};
 use cflogs_s3::{LockMode, ObjectLock, ParquetArchive};
 use chrono::TimeZone;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,7 +96,7 @@ async fn locked_archives_send_signed_retention_headers_on_final_writes_only() {
         .unwrap();
     let batch = Batch {
         stream: stream.clone(),
-        dataset: Dataset::audit_logs(),
+        schema: cflogs_core::testing::samples::audit_schema(),
         window: Window::new(start, start + chrono::Duration::minutes(5)).unwrap(),
         events: audit_events("acc", 0, 50, start, chrono::Duration::seconds(1)),
         quarantined: Vec::new(),

@@ -3,9 +3,7 @@
 
 use bytes::Bytes;
 use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{
-    ArchiveSink, Batch, Dataset, Digest, Epoch, Quarantined, StageRequest, StreamId, Window,
-};
+use cflogs_core::{ArchiveSink, Batch, Digest, Epoch, Quarantined, StageRequest, StreamId, Window};
 use cflogs_s3::{ArchiveConfig, Decoded, ParquetArchive};
 use chrono::TimeZone;
 
@@ -25,7 +23,7 @@ async fn published_batches_read_back_exactly() {
     for (seq, chunk) in [(1, &events[..150]), (2, &events[150..])] {
         let batch = Batch {
             stream: stream.clone(),
-            dataset: Dataset::audit_logs(),
+            schema: cflogs_core::testing::samples::audit_schema(),
             window: Window::new(
                 chunk[0].occurred_at,
                 chunk[chunk.len() - 1].occurred_at + chrono::Duration::seconds(1),
@@ -59,7 +57,11 @@ async fn published_batches_read_back_exactly() {
     let mut quarantined = Vec::new();
     for m in &manifests {
         for o in &m.objects {
-            match archive.read_object(&o.final_key).await.unwrap() {
+            match archive
+                .read_object(&o.final_key, &cflogs_core::testing::samples::audit_schema())
+                .await
+                .unwrap()
+            {
                 Decoded::Events(e) => back.extend(e),
                 Decoded::Quarantined(q) => quarantined.extend(q),
             }

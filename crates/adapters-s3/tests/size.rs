@@ -3,8 +3,8 @@
 
 mod common;
 
+use cflogs_core::Event;
 use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{Dataset, Event};
 use cflogs_s3::{ParquetSettings, encode_events};
 use chrono::TimeZone;
 use common::sim::{Api, simulator_events};
@@ -16,7 +16,7 @@ fn ratio(events: &[Event]) -> f64 {
         .chunks(10_000)
         .map(|b| {
             encode_events(
-                &Dataset::audit_logs(),
+                &cflogs_core::testing::samples::audit_schema(),
                 b,
                 chrono::Utc::now(),
                 &ParquetSettings::default(),

@@ -12,8 +12,9 @@
 use std::time::{Duration, Instant};
 
 use cflogs_core::domain::rfc3339_nanos;
-use cflogs_core::testing::samples::audit_events;
-use cflogs_core::{AnalyticsSink, Batch, Dataset, Event, Fields, StreamId, Window};
+use cflogs_core::schema::Value;
+use cflogs_core::testing::samples::{self, audit_events};
+use cflogs_core::{AnalyticsSink, Batch, Event, StreamId, Window};
 use cflogs_sqlite::{SqliteClient, SqliteConfig};
 use chrono::TimeZone;
 
@@ -27,6 +28,19 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The ceiling table's columns: the sink's, without key, indexes or types.
+fn columns() -> Vec<String> {
+    let mut names = vec!["event_id".to_owned(), "\"timestamp\"".to_owned()];
+    names.extend(
+        samples::audit_schema()
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned()),
+    );
+    names.extend(["raw_event".to_owned(), "stream".to_owned()]);
+    names
+}
+
 fn rate(events: u64, elapsed: Duration) -> f64 {
     events as f64 / elapsed.as_secs_f64()
 }
@@ -34,29 +48,22 @@ fn rate(events: u64, elapsed: Duration) -> f64 {
 /// The ceiling: the same values, plain inserts into an unindexed table.
 async fn plain_insert(pool: &sqlx::SqlitePool, stream: &str, events: &[Event]) {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    let mapped = samples::audit_schema().columns().len();
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let row = format!("({})", vec!["?"; 13].join(", "));
+        let row = format!("({})", vec!["?"; mapped + 4].join(", "));
         let sql = format!(
             "INSERT INTO plain_ceiling VALUES {}",
             vec![row; chunk.len()].join(", ")
         );
         let mut query = sqlx::query(&sql);
         for e in chunk {
-            let Fields::Audit(f) = &e.fields else {
-                unreachable!("sample events are audit events")
-            };
             query = query
                 .bind(e.id.as_str())
-                .bind(rfc3339_nanos::format(&e.occurred_at))
-                .bind(f.account_id.as_deref())
-                .bind(f.actor_email.as_deref())
-                .bind(f.actor_type.as_deref())
-                .bind(f.action_type.as_deref())
-                .bind(f.action_result.as_deref())
-                .bind(f.resource_type.as_deref())
-                .bind(f.resource_id.as_deref())
-                .bind(f.ip_address.as_deref())
-                .bind(f.metadata.as_deref())
+                .bind(rfc3339_nanos::format(&e.occurred_at));
+            for i in 0..mapped {
+                query = query.bind(e.value(i).map(Value::to_text));
+            }
+            query = query
                 .bind(std::str::from_utf8(&e.raw).expect("utf-8 sample"))
                 .bind(stream);
         }
@@ -73,12 +80,10 @@ async fn main() {
     let client = SqliteClient::open(&SqliteConfig::new(dir.path().join("bench.sqlite3")))
         .await
         .expect("open");
-    sqlx::query(
-        "CREATE TABLE plain_ceiling (event_id TEXT, \"timestamp\" TEXT, account_id TEXT, \
-         actor_email TEXT, actor_type TEXT, action_type TEXT, action_result TEXT, \
-         resource_type TEXT, resource_id TEXT, ip_address TEXT, metadata TEXT, raw_event TEXT, \
-         stream TEXT)",
-    )
+    sqlx::query(&format!(
+        "CREATE TABLE plain_ceiling ({} TEXT)",
+        columns().join(" TEXT, ")
+    ))
     .execute(client.writer())
     .await
     .expect("ceiling table");
@@ -108,7 +113,7 @@ async fn main() {
         .expect("window");
         let batch = Batch {
             stream: stream.clone(),
-            dataset: Dataset::audit_logs(),
+            schema: samples::audit_schema(),
             window,
             events,
             quarantined: Vec::new(),

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cflogs_core::schema::Value;
 use cflogs_core::testing::conformance::{self, AnalyticsProbe};
 use cflogs_core::testing::samples::{self, audit_events};
 use cflogs_core::{
-    AnalyticsSink, AuditFields, Batch, Checkpoint, CheckpointStore, Dataset, Error, Event, EventId,
-    Fields, Quarantined, Result, StreamId, Timestamp,
+    AnalyticsSink, Batch, Checkpoint, CheckpointStore, Dataset, Error, Event, EventId, Quarantined,
+    Result, StreamId, Timestamp,
 };
 use cflogs_sqlite::{SqliteClient, SqliteConfig, SqlitePool};
 use chrono::TimeZone;
@@ -54,6 +55,58 @@ impl AnalyticsProbe for Probe {
         rows.into_iter().map(|(id,)| EventId::new(id)).collect()
     }
 
+    async fn rows(
+        &self,
+        stream: &StreamId,
+        schema: &cflogs_core::DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        use cflogs_core::ColumnType;
+        if schema.columns().is_empty() {
+            let ids = sqlx::query_as::<_, (String,)>(&format!(
+                "SELECT event_id FROM \"{}\" WHERE stream = ?",
+                schema.table_name()?
+            ))
+            .bind(stream.as_str())
+            .fetch_all(&self.0)
+            .await
+            .map_err(|e| Error::fatal("probe", e))?;
+            return ids
+                .into_iter()
+                .map(|(id,)| Ok((EventId::new(id)?, Vec::new())))
+                .collect();
+        }
+        // SQLite has no booleans and keeps JSON as text: read them back as JSON here.
+        let values: Vec<String> = schema
+            .columns()
+            .iter()
+            .map(|c| {
+                let q = format!("\"{}\"", c.name());
+                match c.ty() {
+                    ColumnType::Boolean => format!(
+                        "CASE WHEN {q} IS NULL THEN NULL WHEN {q} THEN json('true') ELSE json('false') END"
+                    ),
+                    ColumnType::Json => format!("json({q})"),
+                    _ => q,
+                }
+            })
+            .collect();
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT event_id, json_array({}) FROM \"{}\" WHERE stream = ?",
+            values.join(", "),
+            schema.table_name()?
+        ))
+        .bind(stream.as_str())
+        .fetch_all(&self.0)
+        .await
+        .map_err(|e| Error::fatal("probe", e))?;
+        rows.into_iter()
+            .map(|(id, row)| {
+                let values = serde_json::from_str(&row).map_err(|e| Error::fatal("probe", e))?;
+                Ok((EventId::new(id)?, values))
+            })
+            .collect()
+    }
+
     async fn quarantine_ids(&self, stream: &StreamId) -> Result<Vec<EventId>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT quarantine_id FROM quarantine WHERE stream = ?")
@@ -77,6 +130,16 @@ async fn sqlite_analytics_sink_conforms() {
     let file = test_file();
     let client = open(&file).await;
     conformance::analytics_sink(&client.sink(), &Probe(client.readers().clone()), "conf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_analytics_sink_conforms_for_every_builtin_schema() {
+    let file = test_file();
+    let client = open(&file).await;
+    let probe = Probe(client.readers().clone());
+    for schema in samples::builtin_schemas() {
+        conformance::analytics_schema(&client.sink(), &probe, "conf", &schema).await;
+    }
 }
 
 #[tokio::test]
@@ -177,13 +240,17 @@ async fn values_are_kept_exactly_and_bad_addresses_are_null() {
             t0() + chrono::Duration::seconds(n),
             Bytes::from_static(raw),
         )
-        .with_fields(Fields::Audit(AuditFields {
-            account_id: Some("acc".into()),
-            actor_email: Some("nul\0in@example.com".into()),
-            ip_address: Some(ip.into()),
-            metadata: Some(r#"{"k":"\u0000"}"#.into()),
-            ..AuditFields::default()
-        }))
+        .with_values(samples::values_of(
+            &samples::audit_schema(),
+            &[
+                ("account_id", Value::Text("acc".into())),
+                ("actor_email", Value::Text("nul\0in@example.com".into())),
+                ("metadata", Value::Json(r#"{"k":"\u0000"}"#.into())),
+            ]
+            .into_iter()
+            .chain(ip.parse().ok().map(|ip| ("ip_address", Value::Ip(ip))))
+            .collect::<Vec<_>>(),
+        ))
     };
     let mut events = audit_events("acc", 0, 10, t0(), chrono::Duration::milliseconds(1));
     events.push(odd(
@@ -244,33 +311,22 @@ async fn values_are_kept_exactly_and_bad_addresses_are_null() {
     assert_eq!(zones, 10);
 }
 
+/// A column added to a dataset schema appears in the table the earlier schema made (the core's
+/// suite), with its index.
 #[tokio::test]
-async fn other_datasets_go_to_raw_events() {
+async fn a_column_added_to_a_schema_is_added_to_its_table() {
     let file = test_file();
     let client = open(&file).await;
-    let events: Vec<Event> = (0..5)
-        .map(|i| {
-            Event::new(
-                EventId::new(format!("ray-{i}")).unwrap(),
-                t0() + chrono::Duration::seconds(i),
-                Bytes::from(format!(r#"{{"RayID":"ray-{i}"}}"#)),
-            )
-        })
-        .collect();
-    let b = batch(
-        "logpull/zone/z",
-        Dataset::new("http_requests").unwrap(),
-        events,
-        Vec::new(),
-    );
-    assert_eq!(client.sink().write(&b).await.unwrap().inserted, 5);
-    assert_eq!(client.sink().write(&b).await.unwrap().duplicates, 5);
-    let (rows,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM raw_events WHERE dataset = 'http_requests'")
-            .fetch_one(client.readers())
-            .await
-            .unwrap();
-    assert_eq!(rows, 5);
+    let probe = Probe(client.readers().clone());
+    cflogs_core::testing::conformance::analytics_schema_change(&client.sink(), &probe, "change")
+        .await;
+    let (indexed,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'probes_latency_ms_idx'",
+    )
+    .fetch_one(client.readers())
+    .await
+    .unwrap();
+    assert_eq!(indexed, 1, "the new column's index");
 }
 
 #[tokio::test]

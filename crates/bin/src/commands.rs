@@ -274,14 +274,21 @@ pub async fn rehydrate(config: &Config) -> Result<()> {
         let manifests = wired.archive.manifests(stream).await?;
         let (mut inserted, mut duplicates, mut quarantined, mut objects) = (0, 0, 0, 0);
         for m in &manifests {
+            // The stream's schema; a batch of another dataset (a stream whose dataset changed)
+            // is read with that dataset's built-in schema.
+            let schema = if source.schema().dataset() == &m.dataset {
+                source.schema().clone()
+            } else {
+                std::sync::Arc::new(cflogs_core::DatasetSchema::builtin(&m.dataset))
+            };
             for o in &m.objects {
-                let (events, q) = match wired.archive.read_object(&o.final_key).await? {
+                let (events, q) = match wired.archive.read_object(&o.final_key, &schema).await? {
                     cflogs_s3::Decoded::Events(e) => (e, Vec::new()),
                     cflogs_s3::Decoded::Quarantined(q) => (Vec::new(), q),
                 };
                 let batch = cflogs_core::Batch {
                     stream: stream.clone(),
-                    dataset: m.dataset.clone(),
+                    schema: schema.clone(),
                     window: m.window,
                     events,
                     quarantined: q,

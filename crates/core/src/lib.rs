@@ -21,7 +21,7 @@ pub mod domain;
 mod error;
 pub mod pipeline;
 pub mod ports;
-pub mod schema;
+pub use domain::schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -30,9 +30,9 @@ pub use cursors::{
     WindowSource,
 };
 pub use domain::{
-    AuditFields, Batch, BatchLimits, Checkpoint, CommitGuard, Cursor, Dataset, Digest, Epoch,
-    Event, EventId, FetchRequest, Fetched, Fields, Manifest, ManifestObject, Position, Quarantined,
-    Read, ReadRequest, RecentId, Secret, StreamId, Timestamp, Window,
+    Batch, BatchLimits, Checkpoint, CommitGuard, Cursor, Dataset, Digest, Epoch, Event, EventId,
+    FetchRequest, Fetched, Manifest, ManifestObject, Position, Quarantined, Read, ReadRequest,
+    RecentId, Secret, StreamId, Timestamp, Window,
 };
 pub use error::{BoxError, Error, Result, error_chain};
 pub use pipeline::{CycleObserver, CycleOutcome, CycleReport, Pipeline, Policy};
@@ -40,4 +40,6 @@ pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
     WriteReport,
 };
-pub use schema::{Column, ColumnType, Context, DatasetSchema, IdRule, JsonPath, TimeFormat};
+pub use schema::{
+    BUILTIN_DATASETS, Column, ColumnType, Context, DatasetSchema, IdRule, JsonPath, TimeFormat,
+};

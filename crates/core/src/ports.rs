@@ -8,13 +8,15 @@
 //! suites in `cflogs_core::testing::conformance` (feature `testing`) check these contracts against
 //! any adapter.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::schema::DatasetSchema;
 use crate::domain::{
-    Batch, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Manifest, ManifestObject, Position,
-    Read, ReadRequest, StreamId, Timestamp,
+    Batch, Checkpoint, CommitGuard, Digest, Epoch, Manifest, ManifestObject, Position, Read,
+    ReadRequest, StreamId, Timestamp,
 };
 use crate::error::Result;
 
@@ -57,8 +59,9 @@ pub trait EventSource: Send + Sync {
     /// The stream this source reads.
     fn stream(&self) -> &StreamId;
 
-    /// The dataset of its events.
-    fn dataset(&self) -> &Dataset;
+    /// The schema of its events: their dataset, and the columns their `values` hold (in the
+    /// schema's order).
+    fn schema(&self) -> &Arc<DatasetSchema>;
 
     /// The next batch after `at`; see the trait's contract.
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>>;
@@ -139,7 +142,7 @@ impl StageRequest {
         Manifest {
             version: Manifest::VERSION,
             stream: batch.stream.clone(),
-            dataset: batch.dataset.clone(),
+            dataset: batch.dataset().clone(),
             seq: self.seq,
             epoch: self.epoch,
             window: batch.window,

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cflogs_core::schema::Value;
 use cflogs_core::testing::conformance::{self, AnalyticsProbe, ArchiveProbe};
-use cflogs_core::testing::samples::audit_events;
+use cflogs_core::testing::samples::{self, audit_events};
 use cflogs_core::testing::{
     ManualClock, MemoryAnalytics, MemoryArchive, MemoryCheckpointStore, MemorySource,
 };
 use cflogs_core::{
-    Checkpoint, CheckpointStore, Clock, CommitGuard, Dataset, EventId, Result, StreamId, Timestamp,
-    Window,
+    Checkpoint, CheckpointStore, Clock, ColumnType, CommitGuard, Dataset, DatasetSchema, EventId,
+    Result, StreamId, TimeFormat, Timestamp, Window,
 };
 use chrono::TimeZone;
 
@@ -37,6 +38,110 @@ impl AnalyticsProbe for AnalyticsReader {
     async fn quarantine_ids(&self, stream: &StreamId) -> Result<Vec<EventId>> {
         Ok(self.0.quarantine_ids(stream))
     }
+    async fn rows(
+        &self,
+        stream: &StreamId,
+        schema: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        Ok(self
+            .0
+            .events(stream)
+            .into_iter()
+            .map(|e| {
+                let values = (0..schema.columns().len())
+                    .map(|i| e.value(i).map_or(serde_json::Value::Null, Value::to_json))
+                    .collect();
+                (e.id, values)
+            })
+            .collect())
+    }
+}
+
+/// Every built-in schema, the generic one, and one defined here as a user would.
+fn every_schema() -> Vec<Arc<DatasetSchema>> {
+    let mut schemas = samples::builtin_schemas();
+    schemas.push(Arc::new(
+        DatasetSchema::builder(
+            Dataset::new("app_metrics").unwrap(),
+            &["at"],
+            TimeFormat::UnixNanos,
+        )
+        .id_field(&["uid"])
+        .column("host", ColumnType::Text, &["host.name"])
+        .column("cpu", ColumnType::Float, &["load.cpu"])
+        .column("ok", ColumnType::Boolean, &["ok"])
+        .column(
+            "seen",
+            ColumnType::Timestamp(TimeFormat::UnixSeconds),
+            &["seen"],
+        )
+        .build()
+        .unwrap(),
+    ));
+    schemas
+}
+
+#[tokio::test]
+async fn memory_analytics_conforms_for_every_schema() {
+    let sink = Arc::new(MemoryAnalytics::new());
+    let probe = AnalyticsReader(sink.clone());
+    for schema in every_schema() {
+        conformance::analytics_schema(sink.as_ref(), &probe, "conf", &schema).await;
+    }
+}
+
+#[tokio::test]
+async fn memory_analytics_conforms_when_a_schema_gains_a_column() {
+    let sink = Arc::new(MemoryAnalytics::new());
+    conformance::analytics_schema_change(sink.as_ref(), &AnalyticsReader(sink.clone()), "conf")
+        .await;
+}
+
+#[tokio::test]
+async fn memory_archive_conforms_for_every_schema() {
+    let clock = ManualClock::new(now());
+    let archive = Arc::new(MemoryArchive::new(clock as Arc<dyn Clock>));
+    let probe = ArchiveReader(archive.clone());
+    for schema in every_schema() {
+        conformance::archive_schema(archive.as_ref(), &probe, "conf", &schema).await;
+    }
+}
+
+/// A probe that loses the last column of every row, as a sink with a forgotten column would.
+struct Forgetful(AnalyticsReader);
+
+#[async_trait]
+impl AnalyticsProbe for Forgetful {
+    async fn event_ids(&self, stream: &StreamId) -> Result<Vec<EventId>> {
+        self.0.event_ids(stream).await
+    }
+    async fn quarantine_ids(&self, stream: &StreamId) -> Result<Vec<EventId>> {
+        self.0.quarantine_ids(stream).await
+    }
+    async fn rows(
+        &self,
+        stream: &StreamId,
+        schema: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        let mut rows = self.0.rows(stream, schema).await?;
+        for (_, values) in &mut rows {
+            if let Some(last) = values.last_mut() {
+                *last = serde_json::Value::Null;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "read back None")]
+async fn the_schema_suite_catches_a_sink_that_loses_a_column() {
+    let sink = Arc::new(MemoryAnalytics::new());
+    let probe = Forgetful(AnalyticsReader(sink.clone()));
+    let schema = Arc::new(DatasetSchema::builtin(
+        &Dataset::new("http_requests").unwrap(),
+    ));
+    conformance::analytics_schema(sink.as_ref(), &probe, "broken", &schema).await;
 }
 
 #[tokio::test]
@@ -54,6 +159,13 @@ impl ArchiveProbe for ArchiveReader {
     }
     async fn staged_keys(&self, stream: &StreamId) -> Result<Vec<String>> {
         Ok(self.0.staged_keys(stream))
+    }
+    async fn published_rows(
+        &self,
+        stream: &StreamId,
+        _: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        self.0.published_rows(stream)
     }
     async fn object(&self, key: &str) -> Result<Option<Bytes>> {
         Ok(self.0.objects().get(key).map(|o| o.bytes.clone()))
@@ -169,6 +281,13 @@ impl AnalyticsProbe for Appending {
             .collect())
     }
     async fn quarantine_ids(&self, _: &StreamId) -> Result<Vec<EventId>> {
+        Ok(Vec::new())
+    }
+    async fn rows(
+        &self,
+        _: &StreamId,
+        _: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
         Ok(Vec::new())
     }
 }

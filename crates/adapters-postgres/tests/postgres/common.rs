@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use async_trait::async_trait;
 use cflogs_core::testing::conformance::AnalyticsProbe;
-use cflogs_core::{EventId, Result, StreamId};
+use cflogs_core::{DatasetSchema, EventId, Result, StreamId};
 use cflogs_integration::TestDatabase;
 use cflogs_postgres::{PgPool, PgSslMode, PostgresClient, PostgresConfig, Secret};
 use sqlx::postgres::PgConnectOptions;
@@ -70,6 +70,35 @@ impl AnalyticsProbe for Probe {
         .await
         .map_err(|e| cflogs_core::Error::fatal("probe", e))?;
         rows.into_iter().map(|(id,)| EventId::new(id)).collect()
+    }
+
+    async fn rows(
+        &self,
+        stream: &StreamId,
+        schema: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        // The row as one JSON object (to_jsonb: timestamps in ISO 8601, addresses as text,
+        // jsonb as documents), so nothing here repeats the sink's column handling.
+        let table = schema.table_name()?;
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT event_id, to_jsonb(t)::text FROM \"{table}\" t WHERE stream = $1"
+        ))
+        .bind(stream.as_str())
+        .fetch_all(&self.0)
+        .await
+        .map_err(|e| cflogs_core::Error::fatal("probe", e))?;
+        rows.into_iter()
+            .map(|(id, row)| {
+                let mut row: serde_json::Value = serde_json::from_str(&row)
+                    .map_err(|e| cflogs_core::Error::fatal("probe", e))?;
+                let values = schema
+                    .columns()
+                    .iter()
+                    .map(|c| row[c.name()].take())
+                    .collect();
+                Ok((EventId::new(id)?, values))
+            })
+            .collect()
     }
 
     async fn quarantine_ids(&self, stream: &StreamId) -> Result<Vec<EventId>> {

@@ -17,3 +17,13 @@ async fn postgres_analytics_sink_conforms() {
     let client = db.client().await;
     conformance::analytics_sink(&client.sink(), &Probe(client.pool().clone()), "conf").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_analytics_sink_conforms_for_every_builtin_schema() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let probe = Probe(client.pool().clone());
+    for schema in cflogs_core::testing::samples::builtin_schemas() {
+        conformance::analytics_schema(&client.sink(), &probe, "conf", &schema).await;
+    }
+}

@@ -144,7 +144,7 @@ async fn timescale_required_without_the_extension_fails_clearly() {
 }
 
 /// Runs the hypertable path where the server has TimescaleDB; elsewhere it says, in every run,
-/// that it did not run (the SQL it would run is unit-tested in `schema.rs`).
+/// that it did not run (the SQL it would run is unit-tested in `tables.rs`).
 #[tokio::test]
 async fn timescale_hypertable_and_policies_when_the_extension_exists() {
     let db = TestDb::new().await;
@@ -179,6 +179,12 @@ async fn timescale_hypertable_and_policies_when_the_extension_exists() {
         );
         return;
     };
+    // Dataset tables become hypertables when the sink prepares them (on its first write).
+    client
+        .sink()
+        .prepare(&cflogs_core::testing::samples::audit_schema())
+        .await
+        .unwrap();
     let (hypertables,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'audit_logs'",
     )

@@ -2,10 +2,10 @@
 //! one event read by two streams.
 
 use bytes::Bytes;
+use cflogs_core::schema::Value;
 use cflogs_core::testing::samples::{self, audit_event, audit_events};
 use cflogs_core::{
-    AnalyticsSink, AuditFields, Batch, Dataset, Event, EventId, Fields, Quarantined, StreamId,
-    Timestamp,
+    AnalyticsSink, Batch, Dataset, Event, EventId, Quarantined, StreamId, Timestamp,
 };
 use chrono::TimeZone;
 
@@ -38,13 +38,23 @@ fn odd(id: &str, n: i64, raw: &[u8], ip: Option<&str>, metadata: Option<&str>) -
         t0() + chrono::Duration::seconds(n),
         Bytes::copy_from_slice(raw),
     )
-    .with_fields(Fields::Audit(AuditFields {
-        account_id: Some("acc".into()),
-        actor_email: Some("nul\0in@example.com".into()),
-        ip_address: ip.map(str::to_owned),
-        metadata: metadata.map(str::to_owned),
-        ..AuditFields::default()
-    }))
+    .with_values(odd_values(ip, metadata))
+}
+
+/// Values a source could send: a NUL in text, an address (NULL when it is not one, as the
+/// schema maps it), a metadata document PostgreSQL may refuse.
+fn odd_values(ip: Option<&str>, metadata: Option<&str>) -> Vec<Option<Value>> {
+    let mut named = vec![
+        ("account_id", Value::Text("acc".into())),
+        ("actor_email", Value::Text("nul\0in@example.com".into())),
+    ];
+    if let Some(ip) = ip.and_then(|ip| ip.trim().parse().ok()) {
+        named.push(("ip_address", Value::Ip(ip)));
+    }
+    if let Some(m) = metadata {
+        named.push(("metadata", Value::Json(m.to_owned())));
+    }
+    samples::values_of(&samples::audit_schema(), &named)
 }
 
 async fn stored(
@@ -161,19 +171,13 @@ async fn a_value_postgresql_still_refuses_falls_back_per_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_datasets_go_to_raw_events_and_quarantine_keeps_exact_bytes() {
+async fn other_datasets_go_to_tables_derived_from_their_schemas_and_quarantine_keeps_exact_bytes() {
     let db = TestDb::new().await;
     let client = db.client().await;
     let http = Dataset::new("http_requests").unwrap();
-    let events: Vec<Event> = (0..5)
-        .map(|i| {
-            Event::new(
-                EventId::new(format!("ray-{i}")).unwrap(),
-                t0() + chrono::Duration::seconds(i),
-                Bytes::from(format!(r#"{{"RayID":"ray-{i}","ClientIP":"192.0.2.{i}"}}"#)),
-            )
-        })
-        .collect();
+    let schema = cflogs_core::DatasetSchema::builtin(&http);
+    // Their columns are checked by the per-schema conformance suite; here, the quarantine.
+    let events = samples::schema_events(&schema, 0, 20, t0());
     let weird = Bytes::from_static(b"\x00\xff{\"when\":\0}\n\\");
     let quarantined = vec![
         Quarantined::new(weird.clone(), "not JSON\0 at all").with_time(t0()),
@@ -189,14 +193,16 @@ async fn other_datasets_go_to_raw_events_and_quarantine_keeps_exact_bytes() {
         ))
         .await
         .unwrap();
-    assert_eq!((report.inserted, report.quarantined), (5, 2));
-    let (rows,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM raw_events WHERE dataset = 'http_requests' AND raw_event->>'ClientIP' LIKE '192.0.2.%'",
-    )
-    .fetch_one(client.pool())
-    .await
-    .unwrap();
-    assert_eq!(rows, 5);
+    assert_eq!((report.inserted, report.quarantined), (20, 2));
+    let (rows,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM http_requests WHERE stream = 'logpull/zone/z'")
+            .fetch_one(client.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        rows, 20,
+        "in the table derived from the http_requests schema"
+    );
     let (raw, reason, at): (Vec<u8>, String, Option<Timestamp>) =
         sqlx::query_as("SELECT raw, reason, occurred_at FROM quarantine WHERE quarantine_id = $1")
             .bind(quarantined[0].id.as_str())
@@ -291,4 +297,69 @@ async fn a_sliced_batch_with_a_refused_value_in_one_slice_lands_whole_and_once()
         (again.inserted, again.duplicates, again.quarantined),
         (0, 4_501, 0)
     );
+}
+
+/// The audit table migration 0001 created is the one the sink derives from the `audit_logs`
+/// schema: preparing it on an existing database adds no column and no index, and migration
+/// 0002 gave the old indexes the derived names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migrated_audit_table_is_the_one_the_schema_derives() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let shape = |pool: sqlx::PgPool| async move {
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+             WHERE table_name = 'audit_logs' AND table_schema = current_schema() ORDER BY ordinal_position",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT indexname::text, indexdef::text FROM pg_indexes \
+             WHERE tablename = 'audit_logs' AND schemaname = current_schema() ORDER BY indexname",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        (columns, indexes)
+    };
+    let migrated = shape(client.pool().clone()).await;
+    let names: Vec<&str> = migrated.1.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "audit_logs_action_type_idx",
+            "audit_logs_actor_email_idx",
+            "audit_logs_ip_address_idx",
+            "audit_logs_pkey",
+            "audit_logs_resource_id_idx",
+        ]
+    );
+    client
+        .sink()
+        .prepare(&samples::audit_schema())
+        .await
+        .unwrap();
+    assert_eq!(
+        shape(client.pool().clone()).await,
+        migrated,
+        "preparing the audit schema changes nothing in a migrated database"
+    );
+}
+
+/// A column added to a dataset schema appears in the table the earlier schema made (the core's
+/// suite), with its index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_to_a_schema_is_added_to_its_table() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let probe = crate::common::Probe(client.pool().clone());
+    cflogs_core::testing::conformance::analytics_schema_change(&client.sink(), &probe, "change")
+        .await;
+    let (indexed,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM pg_indexes WHERE indexname = 'probes_latency_ms_idx'")
+            .fetch_one(client.pool())
+            .await
+            .unwrap();
+    assert_eq!(indexed, 1, "the new column's index");
 }

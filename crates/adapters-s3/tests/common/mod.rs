@@ -5,18 +5,90 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, BinaryArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    Array, BinaryArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
+use cflogs_core::schema::ColumnType;
 use cflogs_core::testing::conformance::ArchiveProbe;
 use cflogs_core::{
-    ArchiveSink, Batch, Digest, Epoch, Error, EventId, Manifest, Result, StageRequest, StreamId,
+    ArchiveSink, Batch, DatasetSchema, Digest, Epoch, Error, EventId, Manifest, Result,
+    StageRequest, StreamId,
 };
 use cflogs_integration::TestBucket;
 use cflogs_s3::object_store::{ObjectStore, ObjectStoreExt};
 use cflogs_s3::{ArchiveConfig, ParquetArchive, Secret, layout};
 use futures_util::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Every built-in schema, the generic one, and one defined here as a user would define a
+/// dataset of their own: what the per-schema conformance runs cover.
+pub fn every_schema() -> Vec<Arc<DatasetSchema>> {
+    let mut schemas = cflogs_core::testing::samples::builtin_schemas();
+    schemas.push(Arc::new(
+        DatasetSchema::builder(
+            cflogs_core::Dataset::new("app_metrics").unwrap(),
+            &["at"],
+            cflogs_core::TimeFormat::UnixNanos,
+        )
+        .id_field(&["uid"])
+        .column("host", ColumnType::Text, &["host.name"])
+        .column("cpu", ColumnType::Float, &["load.cpu"])
+        .column("requests", ColumnType::Integer, &["load.requests"])
+        .column("ok", ColumnType::Boolean, &["ok"])
+        .column(
+            "seen",
+            ColumnType::Timestamp(cflogs_core::TimeFormat::UnixSeconds),
+            &["seen"],
+        )
+        .column("peer", ColumnType::Ip, &["peer"])
+        .column("labels", ColumnType::Json, &["labels"])
+        .build()
+        .unwrap(),
+    ));
+    schemas
+}
+
+/// Column `name` of `batch`, read with the Arrow type the archive writes for `ty`, each value
+/// in the conformance suites' JSON form (`null` for NULL or a missing column).
+pub fn json_column(batch: &RecordBatch, name: &str, ty: ColumnType) -> Vec<serde_json::Value> {
+    use serde_json::Value as J;
+    let n = batch.num_rows();
+    let Some(column) = batch.column_by_name(name) else {
+        return vec![J::Null; n];
+    };
+    let any = column.as_any();
+    (0..n)
+        .map(|row| {
+            if column.is_null(row) {
+                return J::Null;
+            }
+            match ty {
+                ColumnType::Integer => any
+                    .downcast_ref::<Int64Array>()
+                    .map_or(J::Null, |c| J::from(c.value(row))),
+                ColumnType::Float => any
+                    .downcast_ref::<Float64Array>()
+                    .map_or(J::Null, |c| J::from(c.value(row))),
+                ColumnType::Boolean => any
+                    .downcast_ref::<BooleanArray>()
+                    .map_or(J::Null, |c| J::Bool(c.value(row))),
+                ColumnType::Timestamp(_) => any
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .and_then(|c| chrono::DateTime::from_timestamp_micros(c.value(row)))
+                    .map_or(J::Null, |t| J::String(t.to_rfc3339())),
+                ColumnType::Json => any.downcast_ref::<StringArray>().map_or(J::Null, |c| {
+                    serde_json::from_str(c.value(row)).unwrap_or(J::Null)
+                }),
+                _ => any
+                    .downcast_ref::<StringArray>()
+                    .map_or(J::Null, |c| J::String(c.value(row).to_owned())),
+            }
+        })
+        .collect()
+}
 
 /// Which store a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +314,32 @@ impl ArchiveProbe for Probe {
             }
         }
         Ok(ids)
+    }
+
+    async fn published_rows(
+        &self,
+        stream: &StreamId,
+        schema: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        let mut rows = Vec::new();
+        for (key, bytes) in self.published(stream).await {
+            if key.starts_with('_') {
+                continue;
+            }
+            for batch in read_parquet(bytes) {
+                let ids = strings(&batch, "event_id");
+                let columns: Vec<Vec<serde_json::Value>> = schema
+                    .columns()
+                    .iter()
+                    .map(|c| json_column(&batch, c.name(), c.ty()))
+                    .collect();
+                for (row, id) in ids.into_iter().enumerate() {
+                    let values = columns.iter().map(|c| c[row].clone()).collect();
+                    rows.push((EventId::new(id.expect("id is never null"))?, values));
+                }
+            }
+        }
+        Ok(rows)
     }
 
     async fn staged_keys(&self, stream: &StreamId) -> Result<Vec<String>> {

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{ObjectRef, ObjectSource, chrono};
+use crate::domain::schema::DatasetSchema;
 use crate::domain::{
-    BatchLimits, Cursor, Dataset, Event, Position, Quarantined, Read, ReadRequest, StreamId,
-    Timestamp, Window, rfc3339_nanos,
+    BatchLimits, Cursor, Event, Position, Quarantined, Read, ReadRequest, StreamId, Timestamp,
+    Window, rfc3339_nanos,
 };
 use crate::error::{Error, Result};
 use crate::ports::EventSource;
@@ -109,8 +110,8 @@ impl<S: ObjectSource + ?Sized> EventSource for ObjectLedger<S> {
         self.inner.stream()
     }
 
-    fn dataset(&self) -> &Dataset {
-        self.inner.dataset()
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        self.inner.schema()
     }
 
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {

@@ -21,13 +21,13 @@ mod ledger;
 mod overlap;
 mod settled;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{
-    BatchLimits, Dataset, Event, FetchRequest, Fetched, Quarantined, StreamId, Timestamp,
-};
+use crate::domain::schema::DatasetSchema;
+use crate::domain::{BatchLimits, Event, FetchRequest, Fetched, Quarantined, StreamId, Timestamp};
 use crate::error::Result;
 
 pub use ledger::ObjectLedger;
@@ -60,8 +60,9 @@ pub trait WindowSource: Send + Sync {
     /// The stream this source reads.
     fn stream(&self) -> &StreamId;
 
-    /// The dataset of its events.
-    fn dataset(&self) -> &Dataset;
+    /// The schema of its events: their dataset, and the columns their `values` hold (in the
+    /// schema's order).
+    fn schema(&self) -> &Arc<DatasetSchema>;
 
     /// Reads the events of `request.window`; see the trait's contract.
     async fn fetch(&self, request: &FetchRequest) -> Result<Fetched>;
@@ -79,7 +80,7 @@ pub struct ObjectRef {
 }
 
 /// Records read from one object by [`ObjectSource::read_object`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObjectChunk {
     /// Events read.
     pub events: Vec<Event>,
@@ -113,8 +114,9 @@ pub trait ObjectSource: Send + Sync {
     /// The stream this source reads.
     fn stream(&self) -> &StreamId;
 
-    /// The dataset of its events.
-    fn dataset(&self) -> &Dataset;
+    /// The schema of its events: their dataset, and the columns their `values` hold (in the
+    /// schema's order).
+    fn schema(&self) -> &Arc<DatasetSchema>;
 
     /// The objects from `since` on; see the trait's contract.
     async fn list(&self, since: Timestamp) -> Result<Vec<ObjectRef>>;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::assemble::assemble;
 use super::{WindowSource, chrono};
+use crate::domain::schema::DatasetSchema;
 use crate::domain::{
-    Dataset, FetchRequest, Position, Read, ReadRequest, RecentId, StreamId, Window,
+    FetchRequest, Position, Read, ReadRequest, RecentId, StreamId, Window,
     overlap_cursor as cursor, overlap_recent as recent,
 };
 use crate::error::Result;
@@ -50,8 +51,8 @@ impl<S: WindowSource + ?Sized> EventSource for OverlappingWindows<S> {
         self.inner.stream()
     }
 
-    fn dataset(&self) -> &Dataset {
-        self.inner.dataset()
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        self.inner.schema()
     }
 
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {

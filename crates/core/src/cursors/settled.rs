@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::assemble::assemble;
 use super::{WindowSource, chrono};
+use crate::domain::schema::DatasetSchema;
 use crate::domain::{
-    BatchLimits, Cursor, Dataset, FetchRequest, Position, Read, ReadRequest, StreamId, Window,
+    BatchLimits, Cursor, FetchRequest, Position, Read, ReadRequest, StreamId, Window,
 };
 use crate::error::{Error, Result};
 use crate::ports::EventSource;
@@ -62,8 +63,8 @@ impl<S: WindowSource + ?Sized> EventSource for SettledWindows<S> {
         self.inner.stream()
     }
 
-    fn dataset(&self) -> &Dataset {
-        self.inner.dataset()
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        self.inner.schema()
     }
 
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {

@@ -1,8 +1,10 @@
 //! What the pipeline asks of a source and what it gets back, what the sinks receive, and the
 //! caps that bound a batch.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::schema::DatasetSchema;
 use super::{Dataset, Event, Position, Quarantined, StreamId, Timestamp, Window};
 use crate::error::{Error, Result};
 
@@ -78,7 +80,7 @@ pub struct ReadRequest {
 
 /// What [`EventSource::read`](crate::EventSource::read) returns: the next batch and the
 /// position that completes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Read {
     /// The time range the batch covers (every record's time lies in it).
     pub window: Window,
@@ -115,7 +117,7 @@ pub struct FetchRequest {
 }
 
 /// What [`WindowSource::fetch`](crate::cursors::WindowSource::fetch) returns for a window.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Fetched {
     /// Events read; the pipeline keeps those in `[window.from, complete_to)`.
     pub events: Vec<Event>,
@@ -127,12 +129,13 @@ pub struct Fetched {
 }
 
 /// All new events of one window `[from, to')`, as the sinks receive them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     /// The stream they belong to.
     pub stream: StreamId,
-    /// Their dataset.
-    pub dataset: Dataset,
+    /// Their dataset's schema: each event's `values` are its columns, in order. Sinks derive
+    /// their tables and files from it.
+    pub schema: Arc<DatasetSchema>,
     /// The window the batch covers completely.
     pub window: Window,
     /// New events, sorted by `(occurred_at, id)`, each id once.
@@ -142,6 +145,11 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Their dataset.
+    pub fn dataset(&self) -> &Dataset {
+        self.schema.dataset()
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.quarantined.is_empty()

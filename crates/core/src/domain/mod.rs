@@ -6,6 +6,7 @@ mod cursor;
 mod event;
 mod ids;
 mod manifest;
+pub mod schema;
 mod secret;
 mod window;
 
@@ -13,7 +14,7 @@ pub use batch::{Batch, BatchLimits, FetchRequest, Fetched, Read, ReadRequest};
 pub use checkpoint::{Checkpoint, CommitGuard, RecentId};
 pub use cursor::{Cursor, Position};
 pub(crate) use cursor::{overlap_cursor, overlap_recent};
-pub use event::{AuditFields, Event, Fields, Quarantined};
+pub use event::{Event, Quarantined};
 pub use ids::{Dataset, Epoch, EventId, StreamId};
 pub use manifest::{Digest, Manifest, ManifestObject};
 pub use secret::Secret;

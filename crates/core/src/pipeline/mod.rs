@@ -363,7 +363,7 @@ impl Pipeline {
         let watermark = position.watermark;
         let batch = Batch {
             stream: cp.stream.clone(),
-            dataset: self.source.dataset().clone(),
+            schema: self.source.schema().clone(),
             window,
             events,
             quarantined,

@@ -10,12 +10,13 @@ use super::*;
 use crate::cursors::{MockWindowSource, OverlappingWindows};
 use crate::domain::Window;
 use crate::domain::{
-    Cursor, Dataset, Digest, Event, EventId, Fetched, Manifest, Position, Quarantined, StreamId,
+    Cursor, Digest, Event, EventId, Fetched, Manifest, Position, Quarantined, StreamId,
 };
 use crate::ports::{
     MockAnalyticsSink, MockArchiveSink, MockCheckpointStore, MockEventSource, WriteReport,
 };
 use crate::testing::ManualClock;
+use crate::testing::samples::audit_schema;
 
 fn t(s: i64) -> Timestamp {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
@@ -49,7 +50,7 @@ fn events() -> Vec<Event> {
 fn source_with(events: Vec<Event>, times: usize) -> MockWindowSource {
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     source.expect_fetch().times(times).returning(move |_| {
         Ok(Fetched {
             events: events.clone(),
@@ -70,7 +71,7 @@ fn manifest_for(batch: &Batch, r: StageRequest) -> Manifest {
     Manifest {
         version: Manifest::VERSION,
         stream: batch.stream.clone(),
-        dataset: batch.dataset.clone(),
+        dataset: batch.dataset().clone(),
         seq: r.seq,
         epoch: r.epoch,
         window: batch.window,
@@ -272,7 +273,7 @@ async fn a_reload_that_finds_a_newer_epoch_is_a_conflict() {
         .returning(|_| Ok(Some(genesis(2))));
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     source
         .expect_fetch()
         .times(1)
@@ -290,7 +291,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
     let pending = {
         let batch = Batch {
             stream: stream(),
-            dataset: Dataset::audit_logs(),
+            schema: audit_schema(),
             window: Window::new(t(-60), t(0)).unwrap(),
             events: Vec::new(),
             quarantined: Vec::new(),
@@ -334,7 +335,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
         .returning(|_, _| Ok(()));
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     source
         .expect_fetch()
         .times(1)
@@ -356,7 +357,7 @@ async fn a_source_breaking_its_contract_is_fatal() {
     store.expect_acquire().returning(|_, _| Ok(genesis(1)));
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     source.expect_fetch().returning(|r| {
         Ok(Fetched {
             complete_to: Some(r.window.from()),
@@ -423,7 +424,7 @@ async fn run_waits_the_poll_interval_and_stops_on_shutdown() {
     let fetches = Arc::new(Mutex::new(0));
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     let f = fetches.clone();
     source.expect_fetch().returning(move |_| {
         *f.lock().unwrap() += 1;
@@ -451,7 +452,7 @@ async fn run_retries_transient_failures_and_returns_a_conflict() {
     });
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     source.expect_fetch().returning(|_| Err(transient()));
     let mut archive = MockArchiveSink::new();
     archive.expect_sweep().returning(|_, _| Ok(0));
@@ -508,7 +509,7 @@ async fn an_observer_hears_of_every_cycle_with_its_commit_time() {
 fn reading(read: impl Fn(&Position) -> Read + Send + Sync + 'static) -> Arc<dyn EventSource> {
     let mut source = MockEventSource::new();
     source.expect_stream().return_const(stream());
-    source.expect_dataset().return_const(Dataset::audit_logs());
+    source.expect_schema().return_const(audit_schema());
     source
         .expect_read()
         .returning(move |at, _| Ok(Some(read(at))));

@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
-use super::samples::audit_events;
+use super::samples::{audit_events, batch_of, schema_events};
 use crate::cursors::WindowSource;
+use crate::domain::schema::{DatasetSchema, Value};
 use crate::domain::{
     Batch, BatchLimits, Checkpoint, Cursor, Dataset, Digest, Epoch, EventId, FetchRequest,
     Manifest, ManifestObject, Quarantined, RecentId, StreamId, Timestamp, Window,
@@ -344,6 +345,13 @@ pub trait AnalyticsProbe: Send + Sync {
     async fn event_ids(&self, stream: &StreamId) -> Result<Vec<EventId>>;
     /// Ids of the quarantined records stored for `stream`, one entry per stored row.
     async fn quarantine_ids(&self, stream: &StreamId) -> Result<Vec<EventId>>;
+    /// The events stored for `stream` in `schema`'s table, one entry per stored row: the id and
+    /// the schema's columns in order, each in [`Value::to_json`]'s form (`null` for NULL).
+    async fn rows(
+        &self,
+        stream: &StreamId,
+        schema: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>>;
 }
 
 fn batch(stream: &StreamId, events: Vec<crate::Event>, quarantined: Vec<Quarantined>) -> Batch {
@@ -452,6 +460,206 @@ pub async fn analytics_sink(sink: &dyn AnalyticsSink, probe: &dyn AnalyticsProbe
     assert_eq!(empty.inserted, 0);
 }
 
+/// Whether a value read back is the value written, at what every sink keeps: timestamps to the
+/// microsecond, JSON documents as documents (key order and spacing are the store's).
+fn same_value(written: Option<&Value>, read: Option<&Value>) -> bool {
+    match (written, read) {
+        (Some(Value::Timestamp(a)), Some(Value::Timestamp(b))) => {
+            a.timestamp_micros() == b.timestamp_micros()
+        }
+        (Some(Value::Json(a)), Some(Value::Json(b))) => {
+            serde_json::from_str::<serde_json::Value>(a).ok()
+                == serde_json::from_str::<serde_json::Value>(b).ok()
+        }
+        (Some(Value::Float(a)), Some(Value::Float(b))) => a.to_bits() == b.to_bits(),
+        (a, b) => a == b,
+    }
+}
+
+/// Checks that `rows` (read back from `what`) hold exactly `events`, column by column.
+fn check_rows(
+    what: &str,
+    schema: &DatasetSchema,
+    events: &[crate::Event],
+    mut rows: Vec<(EventId, Vec<serde_json::Value>)>,
+) {
+    let dataset = schema.dataset();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut events: Vec<&crate::Event> = events.iter().collect();
+    events.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        rows.iter().map(|r| &r.0).collect::<Vec<_>>(),
+        events.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        "{what} {dataset}: each event exactly once"
+    );
+    let columns = schema.columns();
+    for (event, (id, stored)) in events.iter().zip(&rows) {
+        assert_eq!(
+            stored.len(),
+            columns.len(),
+            "{what} {dataset}: one value per column"
+        );
+        for (i, column) in columns.iter().enumerate() {
+            let read = Value::from_json(column.ty(), &stored[i]);
+            assert!(
+                same_value(event.value(i), read.as_ref()),
+                "{what} {dataset}.{} of {id}: wrote {:?}, read back {read:?} (stored as {})",
+                column.name(),
+                event.value(i),
+                stored[i]
+            );
+        }
+    }
+    // The comparison above means something only if the events hold values and NULLs (except
+    // in columns every event has: from the context, the key, the id or the time).
+    let always: Vec<&crate::domain::schema::JsonPath> = match schema.id_rule() {
+        crate::domain::schema::IdRule::Field(paths) => paths.iter().collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .chain(schema.time().0)
+    .collect();
+    for (i, column) in columns.iter().enumerate() {
+        let set = events.iter().filter(|e| e.value(i).is_some()).count();
+        assert!(set > 0, "{dataset}.{}: the sample sets it", column.name());
+        let required = column.context_key().is_some()
+            || column.is_key()
+            || column.paths().first().is_some_and(|p| always.contains(&p));
+        if !required {
+            assert!(
+                set < events.len(),
+                "{dataset}.{}: the sample leaves it NULL somewhere",
+                column.name()
+            );
+        }
+    }
+}
+
+/// The stream, the 120 sample events and their batch of the per-schema suites.
+fn schema_batch(
+    prefix: &str,
+    schema: &std::sync::Arc<DatasetSchema>,
+) -> (StreamId, Vec<crate::Event>, Batch) {
+    let s = stream(prefix, &format!("sc-{}", schema.dataset()));
+    let events = schema_events(schema, 0, 120, at(2026, 11, 25, 10, 0, 0, 0));
+    let b = batch_of(&s, schema.clone(), events.clone(), Vec::new());
+    (s, events, b)
+}
+
+/// The [`AnalyticsSink`] contract for events of `schema`: a batch of its sample events
+/// ([`schema_events`]) is stored once, however often it is written, each column's value
+/// read back as written (timestamps to the microsecond), NULL where the event has none. Sinks
+/// run it for every built-in schema and for schemas defined by their tests.
+pub async fn analytics_schema(
+    sink: &dyn AnalyticsSink,
+    probe: &dyn AnalyticsProbe,
+    prefix: &str,
+    schema: &std::sync::Arc<DatasetSchema>,
+) {
+    let dataset = schema.dataset();
+    let (s, events, b) = schema_batch(prefix, schema);
+    let report = sink.write(&b).await.expect("write of schema sample events");
+    assert_eq!(
+        report.inserted, 120,
+        "{dataset}: a fresh batch inserts every event"
+    );
+    let again = sink.write(&b).await.expect("repeated write");
+    assert_eq!(
+        again.inserted, 0,
+        "{dataset}: a repeated batch MUST insert nothing"
+    );
+    let rows = probe.rows(&s, schema).await.expect("probe read");
+    check_rows("analytics", schema, &events, rows);
+}
+
+/// The first and second version of the dataset `probes` of [`analytics_schema_change`]: the
+/// second adds the indexed integer column `latency_ms`.
+pub fn changing_schemas() -> (std::sync::Arc<DatasetSchema>, std::sync::Arc<DatasetSchema>) {
+    use crate::domain::schema::{ColumnType, TimeFormat};
+    let v1 = || {
+        DatasetSchema::builder(
+            Dataset::new("probes").unwrap_or_else(|e| unreachable!("{e}")),
+            &["at"],
+            TimeFormat::Any,
+        )
+        .id_field(&["id"])
+        .column("host", ColumnType::Text, &["host"])
+    };
+    let build = |b: crate::domain::schema::SchemaBuilder| {
+        std::sync::Arc::new(b.build().unwrap_or_else(|e| unreachable!("{e}")))
+    };
+    (
+        build(v1()),
+        build(
+            v1().column("latency_ms", ColumnType::Integer, &["ms"])
+                .index(&["latency_ms"]),
+        ),
+    )
+}
+
+/// A dataset whose schema gains a column ([`changing_schemas`]): the sink stores events of the
+/// second schema in the table the first made, the new column read back as written, NULL in the
+/// rows written before. (The sink's own test checks the new column's index.)
+pub async fn analytics_schema_change(
+    sink: &dyn AnalyticsSink,
+    probe: &dyn AnalyticsProbe,
+    prefix: &str,
+) {
+    let (first, second) = changing_schemas();
+    let s = stream(prefix, "sc-probes");
+    let start = at(2026, 11, 25, 10, 0, 0, 0);
+    let old = schema_events(&first, 0, 30, start);
+    let new = schema_events(&second, 100, 30, start);
+    for (schema, events) in [(&first, &old), (&second, &new)] {
+        let b = batch_of(&s, schema.clone(), events.clone(), Vec::new());
+        let report = sink.write(&b).await.expect("write");
+        assert_eq!(
+            report.inserted,
+            30,
+            "{}: every event inserted",
+            schema.dataset()
+        );
+    }
+    // The events of the first schema, as the second reads them: NULL in the new column.
+    let widened: Vec<crate::Event> = old
+        .iter()
+        .map(|e| e.clone().with_values(vec![e.value(0).cloned(), None]))
+        .collect();
+    let all: Vec<crate::Event> = widened.into_iter().chain(new).collect();
+    let rows = probe.rows(&s, &second).await.expect("probe read");
+    check_rows("analytics (schema changed)", &second, &all, rows);
+}
+
+/// The [`ArchiveSink`] contract for events of `schema`: a staged and published batch of its
+/// sample events is in the published objects once, each column's value as written
+/// (timestamps to the microsecond). Sinks run it for every built-in schema and for schemas
+/// defined by their tests.
+pub async fn archive_schema(
+    archive: &dyn ArchiveSink,
+    probe: &dyn ArchiveProbe,
+    prefix: &str,
+    schema: &std::sync::Arc<DatasetSchema>,
+) {
+    let dataset = schema.dataset();
+    let (s, events, b) = schema_batch(prefix, schema);
+    let manifest = archive
+        .stage(
+            &b,
+            StageRequest {
+                seq: 1,
+                epoch: Epoch(1),
+                prev: Digest::GENESIS,
+                now: at(2026, 11, 25, 12, 0, 0, 0),
+            },
+        )
+        .await
+        .expect("stage of schema sample events");
+    assert_eq!(manifest.dataset, *dataset, "the manifest names the dataset");
+    archive.publish(&manifest).await.expect("publish");
+    let rows = probe.published_rows(&s, schema).await.expect("probe read");
+    check_rows("archive", schema, &events, rows);
+}
+
 /// Reads back what an [`ArchiveSink`] stored, for [`archive_sink`].
 #[async_trait]
 pub trait ArchiveProbe: Send + Sync {
@@ -460,6 +668,13 @@ pub trait ArchiveProbe: Send + Sync {
     async fn published_ids(&self, stream: &StreamId) -> Result<Vec<EventId>>;
     /// Keys of the staged objects of `stream`.
     async fn staged_keys(&self, stream: &StreamId) -> Result<Vec<String>>;
+    /// The events in the published data objects of `stream`, read as `schema`'s: the id and
+    /// the schema's columns in order, each in [`Value::to_json`]'s form (`null` for NULL).
+    async fn published_rows(
+        &self,
+        stream: &StreamId,
+        schema: &DatasetSchema,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>>;
     /// The bytes of the object at `key`, if any.
     async fn object(&self, key: &str) -> Result<Option<Bytes>>;
     /// The bytes of the manifest object of `stream`'s batch `seq`, if published.

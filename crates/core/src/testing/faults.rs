@@ -13,9 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use crate::domain::schema::DatasetSchema;
 use crate::domain::{
-    Batch, Checkpoint, CommitGuard, Dataset, Manifest, Position, Read, ReadRequest, StreamId,
-    Timestamp,
+    Batch, Checkpoint, CommitGuard, Manifest, Position, Read, ReadRequest, StreamId, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -178,8 +178,8 @@ impl<T: EventSource + ?Sized> EventSource for Faulty<T> {
         self.inner.stream()
     }
 
-    fn dataset(&self) -> &Dataset {
-        self.inner.dataset()
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        self.inner.schema()
     }
 
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {

@@ -10,6 +10,7 @@ use chrono::{Datelike, Timelike};
 use serde::{Deserialize, Serialize};
 
 use crate::cursors::{ObjectChunk, ObjectRef, ObjectSource, WindowSource};
+use crate::domain::schema::{DatasetSchema, Value};
 use crate::domain::{
     Batch, BatchLimits, Checkpoint, CommitGuard, Dataset, Digest, Epoch, Event, EventId,
     FetchRequest, Fetched, Manifest, ManifestObject, Quarantined, StreamId, Timestamp,
@@ -84,7 +85,7 @@ impl Record {
 #[derive(Debug)]
 pub struct MemorySource {
     stream: StreamId,
-    dataset: Dataset,
+    schema: Arc<DatasetSchema>,
     clock: Arc<dyn Clock>,
     page_size: Option<usize>,
     records: Mutex<Vec<SourceRecord>>,
@@ -95,11 +96,18 @@ impl MemorySource {
     pub fn new(stream: StreamId, dataset: Dataset, clock: Arc<dyn Clock>) -> Self {
         Self {
             stream,
-            dataset,
+            schema: Arc::new(DatasetSchema::builtin(&dataset)),
             clock,
             page_size: None,
             records: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same source with events of `schema` (instead of `dataset`'s built-in schema).
+    #[must_use]
+    pub fn with_schema(mut self, schema: Arc<DatasetSchema>) -> Self {
+        self.schema = schema;
+        self
     }
 
     /// Reads in pages of `page_size` records in `(time, id)` order and stops paging once the
@@ -149,8 +157,8 @@ impl WindowSource for MemorySource {
         &self.stream
     }
 
-    fn dataset(&self) -> &Dataset {
-        &self.dataset
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        &self.schema
     }
 
     async fn fetch(&self, request: &FetchRequest) -> Result<Fetched> {
@@ -211,7 +219,7 @@ struct BucketObject {
 #[derive(Debug)]
 pub struct MemoryBucket {
     stream: StreamId,
-    dataset: Dataset,
+    schema: Arc<DatasetSchema>,
     clock: Arc<dyn Clock>,
     objects: Mutex<BTreeMap<String, BucketObject>>,
 }
@@ -221,7 +229,7 @@ impl MemoryBucket {
     pub fn new(stream: StreamId, dataset: Dataset, clock: Arc<dyn Clock>) -> Self {
         Self {
             stream,
-            dataset,
+            schema: Arc::new(DatasetSchema::builtin(&dataset)),
             clock,
             objects: Mutex::new(BTreeMap::new()),
         }
@@ -267,8 +275,8 @@ impl ObjectSource for MemoryBucket {
         &self.stream
     }
 
-    fn dataset(&self) -> &Dataset {
-        &self.dataset
+    fn schema(&self) -> &Arc<DatasetSchema> {
+        &self.schema
     }
 
     async fn list(&self, since: Timestamp) -> Result<Vec<ObjectRef>> {
@@ -363,7 +371,7 @@ impl CheckpointStore for MemoryCheckpointStore {
 }
 
 /// A row of [`MemoryAnalytics`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Row {
     Event(Event),
     Quarantined(Quarantined),
@@ -389,6 +397,17 @@ impl MemoryAnalytics {
     /// Ids of the quarantined records stored for `stream`, sorted.
     pub fn quarantine_ids(&self, stream: &StreamId) -> Vec<EventId> {
         self.ids(stream, |r| matches!(r, Row::Quarantined(_)))
+    }
+
+    /// The stored events of `stream`, sorted by id.
+    pub fn events(&self, stream: &StreamId) -> Vec<Event> {
+        lock(&self.rows)
+            .iter()
+            .filter_map(|((s, _), row)| match row {
+                Row::Event(e) if s == stream => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The stored event `id` of `stream`.
@@ -452,6 +471,9 @@ struct ArchivedRecord {
     raw: String,
     /// Set for a quarantined record.
     reason: Option<String>,
+    /// The schema's columns, in [`Value::to_json`]'s form (events only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    values: Vec<serde_json::Value>,
 }
 
 /// An archive in memory: NDJSON objects in a map, with the key layout of the real archive
@@ -547,6 +569,28 @@ impl MemoryArchive {
         Ok(ids)
     }
 
+    /// The published events of `stream`: each id with its columns in [`Value::to_json`]'s
+    /// form, as the conformance probe reads them.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when an object does not parse.
+    pub fn published_rows(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Vec<(EventId, Vec<serde_json::Value>)>> {
+        let marker = format!("part-{}-", stream.key_segment());
+        let objects = lock(&self.objects);
+        let mut out = Vec::new();
+        for (key, object) in objects.iter() {
+            if !key.starts_with(STAGING) && !key.starts_with(MANIFESTS) && key.contains(&marker) {
+                for record in Self::decode(&object.bytes)? {
+                    out.push((record.id, record.values));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The raw bytes of every published event of `stream`, by id.
     ///
     /// # Errors
@@ -615,7 +659,7 @@ impl ArchiveSink for MemoryArchive {
             let t = e.occurred_at;
             let partition = format!(
                 "{}/year={:04}/month={:02}/day={:02}/hour={:02}",
-                batch.dataset,
+                batch.dataset(),
                 t.year(),
                 t.month(),
                 t.day(),
@@ -626,11 +670,16 @@ impl ArchiveSink for MemoryArchive {
         let mut objects = Vec::new();
         let mut staged: Vec<(String, Bytes)> = Vec::new();
         for (n, (partition, events)) in by_hour.into_iter().enumerate() {
-            let (bytes, rows) = Self::encode(events.into_iter().map(|e| ArchivedRecord {
-                id: e.id.clone(),
-                at: e.occurred_at,
-                raw: hex::encode(&e.raw),
-                reason: None,
+            let (bytes, rows) = Self::encode(events.into_iter().map(|e| {
+                ArchivedRecord {
+                    id: e.id.clone(),
+                    at: e.occurred_at,
+                    raw: hex::encode(&e.raw),
+                    reason: None,
+                    values: (0..batch.schema.columns().len())
+                        .map(|i| e.value(i).map_or(serde_json::Value::Null, Value::to_json))
+                        .collect(),
+                }
             }));
             let staged_key = format!("{staged_dir}/{n:04}.ndjson");
             objects.push(ManifestObject {
@@ -648,6 +697,7 @@ impl ArchiveSink for MemoryArchive {
                 at: q.occurred_at.unwrap_or(batch.window.to()),
                 raw: hex::encode(&q.raw),
                 reason: Some(q.reason.clone()),
+                values: Vec::new(),
             }));
             let staged_key = format!("{staged_dir}/quarantine.ndjson");
             objects.push(ManifestObject {

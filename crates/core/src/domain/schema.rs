@@ -7,12 +7,14 @@
 //! its column (the raw event keeps it), and only a missing or unreadable time or id makes a
 //! record unmappable (quarantined by the source).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value as Json;
 
-use crate::domain::{Dataset, EventId, Timestamp};
+use super::{Dataset, EventId, Timestamp};
 use crate::error::{Error, Result};
 
 /// How a timestamp is written in the source's JSON.
@@ -80,6 +82,22 @@ impl JsonPath {
             at = at.as_object()?.get(key)?;
         }
         (!at.is_null()).then_some(at)
+    }
+
+    /// Puts `value` at this path in `object`, creating the objects on the way (replacing
+    /// whatever is not an object there): how a test builds a record for a schema.
+    pub fn put(&self, object: &mut Json, value: Json) {
+        let mut at = object;
+        for key in &self.0 {
+            if !at.is_object() {
+                *at = Json::Object(serde_json::Map::new());
+            }
+            at = at
+                .as_object_mut()
+                .map(|o| o.entry(key.clone()).or_insert(Json::Null))
+                .unwrap_or_else(|| unreachable!("made an object above"));
+        }
+        *at = value;
     }
 }
 
@@ -224,6 +242,46 @@ pub enum Value {
     Json(String),
 }
 
+impl Value {
+    /// The value as JSON: text, addresses (canonical) and timestamps (RFC 3339 to the
+    /// nanosecond) as strings, numbers and booleans as themselves, a JSON column as its
+    /// document (a string when its text is not JSON). What [`Value::from_json`] reads back.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Self::Text(v) => Json::String(v.clone()),
+            Self::Integer(v) => Json::from(*v),
+            Self::Float(v) => Json::from(*v),
+            Self::Boolean(v) => Json::Bool(*v),
+            Self::Timestamp(_) | Self::Ip(_) => Json::String(self.to_text()),
+            Self::Json(v) => serde_json::from_str(v).unwrap_or_else(|_| Json::String(v.clone())),
+        }
+    }
+
+    /// A value of a column of type `ty` from its JSON form ([`Value::to_json`]; a timestamp in
+    /// any of the formats of [`TimeFormat::Any`]); `None` for `null` or a value the type
+    /// cannot hold.
+    pub fn from_json(ty: ColumnType, v: &Json) -> Option<Self> {
+        match ty {
+            _ if v.is_null() => None,
+            ColumnType::Timestamp(_) => convert(ColumnType::Timestamp(TimeFormat::Any), v),
+            _ => convert(ty, v),
+        }
+    }
+
+    /// The value as text: text and JSON as they are, numbers and booleans as Rust prints them,
+    /// a timestamp in RFC 3339 to the nanosecond, an address in canonical form.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Text(v) | Self::Json(v) => v.clone(),
+            Self::Integer(v) => v.to_string(),
+            Self::Float(v) => v.to_string(),
+            Self::Boolean(v) => v.to_string(),
+            Self::Timestamp(t) => super::rfc3339_nanos::format(t),
+            Self::Ip(ip) => ip.to_string(),
+        }
+    }
+}
+
 fn convert(ty: ColumnType, v: &Json) -> Option<Value> {
     match ty {
         ColumnType::Text => Some(Value::Text(match v {
@@ -323,6 +381,16 @@ pub struct DatasetSchema {
     columns: Vec<Column>,
 }
 
+/// The datasets with a built-in schema ([`DatasetSchema::builtin`]); any other name gets the
+/// generic one.
+pub const BUILTIN_DATASETS: &[&str] = &[
+    "audit_logs",
+    "http_requests",
+    "firewall_events",
+    "gateway_dns",
+    "workers_trace_events",
+];
+
 /// Column names the sinks add themselves, which a schema cannot use.
 pub const RESERVED_COLUMNS: &[&str] = &[
     "stream",
@@ -331,6 +399,9 @@ pub const RESERVED_COLUMNS: &[&str] = &[
     "raw_event",
     "ingestion_time",
 ];
+
+/// Dataset names a schema cannot have: the SQL sinks' own tables (and every `cflogs_` name).
+pub const RESERVED_DATASETS: &[&str] = &["quarantine", "raw_events"];
 
 impl DatasetSchema {
     /// Starts a schema for `dataset` whose time is read from `time` (first present of the
@@ -348,6 +419,30 @@ impl DatasetSchema {
     /// The dataset.
     pub fn dataset(&self) -> &Dataset {
         &self.dataset
+    }
+
+    /// The name of the dataset's table in the SQL sinks: the dataset's name.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a name the sinks keep for tables of their own
+    /// ([`RESERVED_DATASETS`], any `cflogs_` name).
+    pub fn table_name(&self) -> Result<&str> {
+        let name = self.dataset.as_str();
+        if RESERVED_DATASETS.contains(&name) || name.starts_with("cflogs_") {
+            return Err(Error::invalid(
+                "dataset",
+                format!(
+                    "{name:?} cannot be stored in a table of its own: the sinks keep tables \
+                     named quarantine, raw_events and cflogs_*; name the dataset otherwise"
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// The columns that are part of the row key, in order.
+    pub fn key_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.key)
     }
 
     /// The typed columns, in table order.
@@ -412,12 +507,18 @@ impl DatasetSchema {
         Ok(Mapped {
             id,
             occurred_at,
-            values: self
-                .columns
-                .iter()
-                .map(|c| c.value_in(object, context))
-                .collect(),
+            values: self.values_in(object, context),
         })
+    }
+
+    /// The columns of `object` (a parsed event) of a stream whose context is `context`, in
+    /// order: what [`DatasetSchema::map_in`] returns as `values`, for a source that reads the id
+    /// and the time by rules of its own.
+    pub fn values_in(&self, object: &Json, context: &Context) -> Vec<Option<Value>> {
+        self.columns
+            .iter()
+            .map(|c| c.value_in(object, context))
+            .collect()
     }
 
     /// The built-in schema of `dataset` (`audit_logs`, `http_requests`, `firewall_events`,
@@ -629,6 +730,57 @@ impl SchemaBuilder {
             columns,
         })
     }
+}
+
+/// What a sink derives once per schema (its table's statements, say), by dataset, kept with the
+/// schema it was derived from: a schema of the same dataset that differs (a column added) is
+/// derived again. Shared by clones of a sink; safe to use from several tasks.
+#[derive(Debug)]
+pub struct Derived<T>(Mutex<HashMap<String, DerivedEntry<T>>>);
+
+/// A schema and what was derived from it.
+type DerivedEntry<T> = (Arc<DatasetSchema>, Arc<T>);
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> Derived<T> {
+    /// What was derived from `schema` (or an equal schema), if anything.
+    pub fn get(&self, schema: &Arc<DatasetSchema>) -> Option<Arc<T>> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(schema.dataset.as_str())
+            .filter(|(known, _)| Arc::ptr_eq(known, schema) || **known == **schema)
+            .map(|(_, derived)| derived.clone())
+    }
+
+    /// Keeps `derived` as what was derived from `schema`, replacing what an earlier schema of
+    /// the dataset gave.
+    pub fn insert(&self, schema: &Arc<DatasetSchema>, derived: Arc<T>) {
+        // Only inserts and reads: a panic elsewhere cannot leave the map half-changed.
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(
+            schema.dataset.as_str().to_owned(),
+            (schema.clone(), derived),
+        );
+    }
+}
+
+/// The name of the SQL sinks' index on `column` of `table`: `{table}_{column}_idx`, or, past
+/// the 63 bytes PostgreSQL keeps of an identifier, its first 54 bytes and a hash of the whole,
+/// so two long names never collide and a name is the same in every release.
+pub fn index_name(table: &str, column: &str) -> String {
+    let full = format!("{table}_{column}_idx");
+    if full.len() <= 63 {
+        return full;
+    }
+    // FNV-1a: stable across Rust releases, unlike the standard library's hasher.
+    let hash = full.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{}_{hash:08x}", &full[..54])
 }
 
 /// `ClientRequestURI` → `client_request_uri`, `WAFAttackScore` → `waf_attack_score`,

@@ -127,15 +127,9 @@ fn only_time_and_id_make_a_record_unmappable() {
 
 #[test]
 fn every_built_in_schema_builds_and_an_unknown_dataset_gets_the_generic_one() {
-    for name in [
-        "audit_logs",
-        "http_requests",
-        "firewall_events",
-        "gateway_dns",
-        "workers_trace_events",
-    ] {
+    for name in BUILTIN_DATASETS {
         let schema = DatasetSchema::builtin(&ds(name));
-        assert_eq!(schema.dataset().as_str(), name);
+        assert_eq!(schema.dataset().as_str(), *name);
         assert!(schema.columns().len() >= 9, "{name}");
     }
     let generic = DatasetSchema::builtin(&ds("spectrum_events"));
@@ -306,4 +300,54 @@ fn key_and_gathered_columns_are_checked() {
         .map_in(&json!({"t": 1}), &Context::new().with("zone", "z1"))
         .unwrap();
     assert_eq!(mapped.values, [Some(Value::Text("z1".into()))]);
+}
+
+#[test]
+fn the_sinks_own_table_names_are_not_dataset_tables() {
+    for name in ["quarantine", "raw_events", "cflogs_checkpoints", "cflogs_x"] {
+        let schema = DatasetSchema::builtin(&Dataset::new(name).unwrap());
+        let err = schema.table_name().unwrap_err().to_string();
+        assert!(err.contains("name the dataset otherwise"), "{name}: {err}");
+    }
+    let audit = DatasetSchema::builtin(&Dataset::audit_logs());
+    assert_eq!(audit.table_name().unwrap(), "audit_logs");
+    let keys: Vec<&str> = audit.key_columns().map(Column::name).collect();
+    assert_eq!(keys, ["account_id"]);
+}
+
+#[test]
+fn long_index_names_are_cut_with_a_stable_hash() {
+    let table = "a".repeat(40);
+    let name = index_name(&table, &"b".repeat(30));
+    assert_eq!(name.len(), 63);
+    assert_ne!(name, index_name(&table, &"b".repeat(31)));
+    assert_eq!(name, index_name(&table, &"b".repeat(30)));
+    assert_eq!(index_name("t", "c"), "t_c_idx");
+}
+
+#[test]
+fn values_round_trip_through_their_json_form() {
+    let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00.123456789Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for (ty, value) in [
+        (ColumnType::Text, Value::Text("é☕".into())),
+        (ColumnType::Integer, Value::Integer(-7)),
+        (ColumnType::Float, Value::Float(2.25)),
+        (ColumnType::Boolean, Value::Boolean(false)),
+        (
+            ColumnType::Timestamp(TimeFormat::UnixNanos),
+            Value::Timestamp(t),
+        ),
+        (ColumnType::Ip, Value::Ip("2001:db8::1".parse().unwrap())),
+        (ColumnType::Json, Value::Json(r#"{"a":[1,"x"]}"#.into())),
+    ] {
+        assert_eq!(
+            Value::from_json(ty, &value.to_json()),
+            Some(value),
+            "{ty:?}"
+        );
+    }
+    assert_eq!(Value::from_json(ColumnType::Text, &json!(null)), None);
+    assert_eq!(Value::from_json(ColumnType::Integer, &json!("x")), None);
 }
