@@ -120,8 +120,9 @@ impl Default for TimescaleConfig {
 
 /// Everything needed to connect to PostgreSQL and prepare the schema.
 ///
-/// Build it with [`PostgresConfig::from_url`], [`PostgresConfig::from_parts`] or
-/// [`PostgresConfig::from_env`], then adjust it with the `with_*` methods.
+/// Build it with [`PostgresConfig::from_url`] or [`PostgresConfig::from_parts`], then adjust it
+/// with the `with_*` methods. The adapter reads no environment variable: the `cflogs` binary
+/// maps `DATABASE_URL`, `PG_*` and `TIMESCALEDB*` onto these.
 #[derive(Clone)]
 pub struct PostgresConfig {
     options: PgConnectOptions,
@@ -194,136 +195,6 @@ impl PostgresConfig {
             options = options.password(password.expose());
         }
         Self::with_options(options, password_set, SettingsOrigin::Parts)
-    }
-
-    /// Settings from environment variables, read through `lookup` (so a binary can pass its
-    /// environment merged with a `.env` file).
-    ///
-    /// `DATABASE_URL` wins when set; otherwise `PG_HOST`, `PG_DATABASE`, `PG_USER` are required
-    /// and `PG_PORT` (5432) and `PG_PASSWORD` are optional. Optional in both cases:
-    /// `PG_SSLMODE` (disable, prefer, require, verify-ca, verify-full), `PG_POOL_SIZE`,
-    /// `PG_CONNECT_TIMEOUT_SECONDS`, `PG_WRITE_PARALLELISM`, `TIMESCALEDB` (auto, require, off),
-    /// `TIMESCALEDB_RETENTION_DAYS`, `TIMESCALEDB_COMPRESS_AFTER_DAYS`.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] naming the variable and the fix.
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut config = if let Some(url) = get("DATABASE_URL") {
-            Self::from_url(&Secret::new(url))?
-        } else {
-            let Some(host) = get("PG_HOST") else {
-                return Err(Error::invalid(
-                    "PostgreSQL settings",
-                    "neither DATABASE_URL nor PG_HOST is set: set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DATABASE, \
-                     or PG_HOST, PG_PORT, PG_DATABASE, PG_USER and PG_PASSWORD",
-                ));
-            };
-            let port = match get("PG_PORT") {
-                None => 5432,
-                Some(p) => p.trim().parse::<u16>().map_err(|_| {
-                    Error::invalid(
-                        "PG_PORT",
-                        format!(
-                            "{p:?} is not a port number (1-65535); PostgreSQL's default is 5432"
-                        ),
-                    )
-                })?,
-            };
-            let database = get("PG_DATABASE").ok_or_else(|| {
-                Error::invalid(
-                    "PG_DATABASE",
-                    "not set: set it to the database name, e.g. PG_DATABASE=cflogs",
-                )
-            })?;
-            let user = get("PG_USER").ok_or_else(|| {
-                Error::invalid(
-                    "PG_USER",
-                    "not set: set it to the PostgreSQL role to connect as",
-                )
-            })?;
-            Self::from_parts(
-                host.trim(),
-                port,
-                database.trim(),
-                user.trim(),
-                lookup("PG_PASSWORD").map(Secret::new),
-            )
-        };
-        if let Some(mode) = get("PG_SSLMODE") {
-            let mode = PgSslMode::from_str(mode.trim()).map_err(|_| {
-                Error::invalid(
-                    "PG_SSLMODE",
-                    format!("{mode:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"),
-                )
-            })?;
-            config.options = config.options.ssl_mode(mode);
-        }
-        if let Some(size) = get("PG_POOL_SIZE") {
-            let size = size
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "PG_POOL_SIZE",
-                        format!("{size:?} is not a number of connections (at least 1)"),
-                    )
-                })?;
-            config = config.with_pool_size(size)?;
-        }
-        if let Some(secs) = get("PG_CONNECT_TIMEOUT_SECONDS") {
-            let secs = secs
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "PG_CONNECT_TIMEOUT_SECONDS",
-                        format!("{secs:?} is not a number of seconds (at least 1)"),
-                    )
-                })?;
-            config.connect_timeout = Duration::from_secs(secs);
-        }
-        if let Some(n) = get("PG_WRITE_PARALLELISM") {
-            let n = n
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "PG_WRITE_PARALLELISM",
-                        format!("{n:?} is not a number of concurrent slices (1 to 64)"),
-                    )
-                })?;
-            config = config.with_write_parallelism(n)?;
-        }
-        if let Some(mode) = get("TIMESCALEDB") {
-            config.timescale.mode = mode.parse()?;
-        }
-        let days = |name: &'static str| -> Result<Option<Duration>> {
-            get(name)
-                .map(|d| {
-                    d.trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n >= 1 && *n <= 1_000_000)
-                        .map(|n| TimescaleConfig::DAY * n as u32)
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                name,
-                                format!("{d:?} is not a number of days (at least 1)"),
-                            )
-                        })
-                })
-                .transpose()
-        };
-        config.timescale.retention = days("TIMESCALEDB_RETENTION_DAYS")?;
-        config.timescale.compress_after = days("TIMESCALEDB_COMPRESS_AFTER_DAYS")?;
-        Ok(config)
     }
 
     fn with_options(options: PgConnectOptions, password_set: bool, origin: SettingsOrigin) -> Self {
@@ -565,17 +436,7 @@ fn redact_error(text: &str, url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
 
     #[test]
     fn the_password_never_appears_in_debug_output() {
@@ -588,13 +449,8 @@ mod tests {
         assert!(shown.contains("Secret(***)"), "{shown}");
         assert!(shown.contains("db.internal") && shown.contains("6543") && shown.contains("logs"));
 
-        let config = PostgresConfig::from_env(env(&[
-            ("PG_HOST", "h"),
-            ("PG_DATABASE", "d"),
-            ("PG_USER", "u"),
-            ("PG_PASSWORD", "pa55-w0rd-xyz"),
-        ]))
-        .unwrap();
+        let config =
+            PostgresConfig::from_parts("h", 5432, "d", "u", Some(Secret::new("pa55-w0rd-xyz")));
         let shown = format!("{config:?}");
         assert!(!shown.contains("pa55-w0rd-xyz"), "{shown}");
         assert_eq!(format!("{:?}", Secret::new("abc")), "Secret(***)");
@@ -602,71 +458,28 @@ mod tests {
     }
 
     #[test]
-    fn env_settings_are_read_with_defaults() {
-        let config = PostgresConfig::from_env(env(&[
-            ("PG_HOST", "db"),
-            ("PG_DATABASE", "cflogs"),
-            ("PG_USER", "ingest"),
-            ("PG_POOL_SIZE", "9"),
-            ("TIMESCALEDB", "off"),
-            ("TIMESCALEDB_RETENTION_DAYS", "90"),
-        ]))
-        .unwrap();
+    fn parts_and_urls_are_read_with_defaults() {
+        let config = PostgresConfig::from_parts("db", 5432, "cflogs", "ingest", None)
+            .with_pool_size(9)
+            .unwrap();
         assert_eq!(config.host(), "db");
-        assert_eq!(config.port(), 5432);
         assert_eq!(config.database(), "cflogs");
         assert_eq!(config.user(), "ingest");
         assert_eq!(config.pool_size(), 9);
         assert_eq!(config.origin(), SettingsOrigin::Parts);
-        assert_eq!(config.timescale().mode, TimescaleMode::Off);
-        assert_eq!(
-            config.timescale().retention,
-            Some(Duration::from_secs(90 * 86_400))
-        );
-        assert_eq!(config.timescale().compress_after, None);
-
-        let url = PostgresConfig::from_env(env(&[
-            ("DATABASE_URL", "postgres://u@h:7/d"),
-            ("PG_HOST", "ignored"),
-        ]))
-        .unwrap();
+        assert!(config.with_pool_size(0).is_err());
+        let url = PostgresConfig::from_url(&Secret::new("postgres://u@h:7/d")).unwrap();
         assert_eq!((url.host(), url.port(), url.database()), ("h", 7, "d"));
         assert_eq!(url.origin(), SettingsOrigin::Url);
-    }
-
-    #[test]
-    fn env_errors_name_the_variable_and_the_fix() {
-        let message = |pairs: &[(&str, &str)]| {
-            PostgresConfig::from_env(env(pairs))
-                .unwrap_err()
-                .to_string()
-        };
-        let none = message(&[]);
+        let bad = PostgresConfig::from_url(&Secret::new("mysql://u:topsecret@h/d"))
+            .unwrap_err()
+            .to_string();
         assert!(
-            none.contains("DATABASE_URL") && none.contains("PG_HOST"),
-            "{none}"
+            bad.contains("DATABASE_URL") && !bad.contains("topsecret"),
+            "{bad}"
         );
-        let port = message(&[
-            ("PG_HOST", "h"),
-            ("PG_PORT", "54x"),
-            ("PG_DATABASE", "d"),
-            ("PG_USER", "u"),
-        ]);
-        assert!(port.contains("PG_PORT") && port.contains("54x"), "{port}");
-        let db = message(&[("PG_HOST", "h"), ("PG_USER", "u")]);
-        assert!(db.contains("PG_DATABASE"), "{db}");
-        let user = message(&[("PG_HOST", "h"), ("PG_DATABASE", "d")]);
-        assert!(user.contains("PG_USER"), "{user}");
-        let pool = message(&[("DATABASE_URL", "postgres://u@h/d"), ("PG_POOL_SIZE", "0")]);
-        assert!(pool.contains("PG_POOL_SIZE"), "{pool}");
-        let ts = message(&[
-            ("DATABASE_URL", "postgres://u@h/d"),
-            ("TIMESCALEDB", "maybe"),
-        ]);
-        assert!(ts.contains("TIMESCALEDB"), "{ts}");
-        let bad_url = message(&[("DATABASE_URL", "mysql://u:topsecret@h/d")]);
-        assert!(bad_url.contains("DATABASE_URL"), "{bad_url}");
-        assert!(!bad_url.contains("topsecret"), "{bad_url}");
+        assert!("maybe".parse::<TimescaleMode>().is_err());
+        assert_eq!("off".parse::<TimescaleMode>().unwrap(), TimescaleMode::Off);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! # async fn run() -> cflogs_core::Result<()> {
 //! use cflogs_postgres::{PostgresClient, PostgresConfig};
 //!
-//! let config = PostgresConfig::from_env(|name| std::env::var(name).ok())?;
+//! let url = cflogs_postgres::Secret::new("postgres://cflogs@127.0.0.1:5432/cflogs");
+//! let config = PostgresConfig::from_url(&url)?.with_pool_size(4)?;
 //! let client = PostgresClient::connect(&config).await?; // applies the migrations
 //! let analytics = client.sink();
 //! let checkpoints = client.checkpoint_store();

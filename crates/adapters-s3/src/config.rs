@@ -175,16 +175,6 @@ fn normalize_prefix(prefix: &str) -> Result<String> {
     Ok(p.to_owned())
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(invalid(format!(
-            "{name}={value:?} is not a boolean: set it to true or false"
-        ))),
-    }
-}
-
 impl ArchiveConfig {
     fn with_location(location: Location, prefix: String) -> Self {
         Self {
@@ -232,7 +222,7 @@ impl ArchiveConfig {
 
     /// Parses `s3://bucket/prefix`, `file:///absolute/dir` or `memory://` (optionally
     /// `memory:///prefix`). Connection settings of S3 come from the `with_*` methods or
-    /// [`ArchiveConfig::apply_lookup`].
+    /// the `with_*` methods.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming what is wrong with the URL.
@@ -275,118 +265,6 @@ impl ArchiveConfig {
                 "archive URL scheme {other:?} is not supported: use s3://, file:// or memory://"
             ))),
         }
-    }
-
-    /// Reads the S3 archive from the variables users of S3 tools already know, through
-    /// `lookup` (e.g. `|name| std::env::var(name).ok()`):
-    ///
-    /// | variable | meaning |
-    /// |---|---|
-    /// | `S3_BUCKET` | bucket (required) |
-    /// | `S3_PREFIX` | key prefix (default: none) |
-    /// | `S3_ENDPOINT` | `http(s)://host:port` of MinIO, Garage, R2…; unset for AWS |
-    /// | `S3_REGION` | region (default `us-east-1`; Garage: `garage`, R2: `auto`) |
-    /// | `S3_ACCESS_KEY`, `S3_SECRET_KEY` | credentials; both or neither (neither: AWS default chain) |
-    /// | `S3_SESSION_TOKEN` | session token of temporary credentials |
-    /// | `S3_PATH_STYLE` | `true`/`false`; default `true` with `S3_ENDPOINT`, `false` without |
-    /// | `S3_OBJECT_LOCK_MODE`, `S3_OBJECT_LOCK_DAYS` | `governance`/`compliance` and days of retention |
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] naming the variable and the fix.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let bucket = lookup("S3_BUCKET")
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| invalid("S3_BUCKET is not set: set it to the archive bucket's name"))?;
-        let prefix = lookup("S3_PREFIX").unwrap_or_default();
-        let config = Self::s3(bucket, &prefix).map_err(|e| match e {
-            Error::Invalid { reason, .. } => invalid(format!("S3_BUCKET or S3_PREFIX: {reason}")),
-            other => other,
-        })?;
-        config.apply_lookup(lookup)
-    }
-
-    /// Reads [`ArchiveConfig::from_lookup`] from the process environment.
-    ///
-    /// # Errors
-    /// As [`ArchiveConfig::from_lookup`].
-    pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Applies the connection variables of [`ArchiveConfig::from_lookup`] (all but
-    /// `S3_BUCKET` and `S3_PREFIX`) to this configuration, e.g. after
-    /// [`ArchiveConfig::from_url`].
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] naming the variable and the fix.
-    pub fn apply_lookup(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        if let Some(endpoint) = get("S3_ENDPOINT") {
-            self = self.with_endpoint(&endpoint).map_err(|e| match e {
-                Error::Invalid { reason, .. } => invalid(format!("S3_ENDPOINT: {reason}")),
-                other => other,
-            })?;
-        }
-        if let Some(region) = get("S3_REGION") {
-            self.s3.region = Some(region);
-        }
-        match (get("S3_ACCESS_KEY"), get("S3_SECRET_KEY")) {
-            (Some(key), Some(secret)) => self = self.with_credentials(key, Secret::new(secret)),
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(invalid(
-                    "S3_ACCESS_KEY is set but S3_SECRET_KEY is not: set both, or neither to use \
-                     the AWS default credential chain",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "S3_SECRET_KEY is set but S3_ACCESS_KEY is not: set both, or neither to use \
-                     the AWS default credential chain",
-                ));
-            }
-        }
-        if let Some(token) = get("S3_SESSION_TOKEN") {
-            self.s3.session_token = Some(Secret::new(token));
-        }
-        if let Some(path_style) = get("S3_PATH_STYLE") {
-            self.s3.addressing = if parse_bool("S3_PATH_STYLE", &path_style)? {
-                Addressing::Path
-            } else {
-                Addressing::VirtualHosted
-            };
-        }
-        match (get("S3_OBJECT_LOCK_MODE"), get("S3_OBJECT_LOCK_DAYS")) {
-            (None, None) => {}
-            (Some(mode), Some(days)) => {
-                let mode = match mode.trim().to_ascii_lowercase().as_str() {
-                    "governance" => LockMode::Governance,
-                    "compliance" => LockMode::Compliance,
-                    _ => {
-                        return Err(invalid(format!(
-                            "S3_OBJECT_LOCK_MODE={mode:?} is not a mode: set governance or compliance"
-                        )));
-                    }
-                };
-                let days: u64 = days.trim().parse().ok().filter(|d| *d > 0).ok_or_else(|| {
-                    invalid(format!(
-                        "S3_OBJECT_LOCK_DAYS={days:?} is not a number of days: set a whole number \
-                         of at least 1"
-                    ))
-                })?;
-                self.object_lock = Some(ObjectLock {
-                    mode,
-                    retain_for: Duration::from_secs(days * 86_400),
-                });
-            }
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(invalid(
-                    "S3_OBJECT_LOCK_MODE and S3_OBJECT_LOCK_DAYS go together: set both, or \
-                     neither for no Object Lock retention",
-                ));
-            }
-        }
-        Ok(self)
     }
 
     /// Sets the endpoint of a non-AWS store, `http(s)://host[:port]`. Path-style addressing is
@@ -503,22 +381,6 @@ fn percent_decode(path: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    fn reason(e: Error) -> String {
-        match e {
-            Error::Invalid { reason, .. } => reason,
-            other => panic!("expected Invalid, got {other:?}"),
-        }
-    }
 
     #[test]
     fn urls_of_every_store_parse() {
@@ -560,109 +422,36 @@ mod tests {
     }
 
     #[test]
-    fn lookup_reads_the_usual_variables() {
-        let c = ArchiveConfig::from_lookup(lookup(&[
-            ("S3_BUCKET", "b"),
-            ("S3_PREFIX", "/p/q/"),
-            ("S3_ENDPOINT", "http://127.0.0.1:3900"),
-            ("S3_REGION", "garage"),
-            ("S3_ACCESS_KEY", "GK1"),
-            ("S3_SECRET_KEY", "s3cr3t-value"),
-        ]))
-        .unwrap();
+    fn builders_set_the_connection_and_secrets_never_show() {
+        let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+        let mut c = ArchiveConfig::s3("b", "/p/q/")
+            .unwrap()
+            .with_endpoint("http://127.0.0.1:3900")
+            .unwrap()
+            .with_region("garage")
+            .with_credentials("AKIDEXAMPLE", Secret::new(secret));
+        c.s3.session_token = Some(Secret::new("token-value-123"));
         assert_eq!(c.prefix, "p/q");
         assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
-        assert_eq!(c.s3.region.as_deref(), Some("garage"));
         assert_eq!(c.s3.addressing, Addressing::Path);
-        assert_eq!(
-            c.s3.secret_access_key.as_ref().unwrap().expose(),
-            "s3cr3t-value"
-        );
-
-        let aws = ArchiveConfig::from_lookup(lookup(&[("S3_BUCKET", "b")])).unwrap();
-        assert_eq!(aws.s3.addressing, Addressing::VirtualHosted);
-        let vh =
-            ArchiveConfig::from_lookup(lookup(&[("S3_BUCKET", "b"), ("S3_PATH_STYLE", "false")]))
-                .unwrap();
-        assert_eq!(vh.s3.addressing, Addressing::VirtualHosted);
-
-        let locked = ArchiveConfig::from_lookup(lookup(&[
-            ("S3_BUCKET", "b"),
-            ("S3_OBJECT_LOCK_MODE", "Compliance"),
-            ("S3_OBJECT_LOCK_DAYS", "30"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            locked.object_lock,
-            Some(ObjectLock {
-                mode: LockMode::Compliance,
-                retain_for: Duration::from_secs(30 * 86_400)
-            })
-        );
-    }
-
-    #[test]
-    fn lookup_errors_name_the_variable_and_the_fix() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "S3_BUCKET is not set"),
-            (
-                &[("S3_BUCKET", "b"), ("S3_ACCESS_KEY", "k")],
-                "S3_SECRET_KEY is not",
-            ),
-            (
-                &[("S3_BUCKET", "b"), ("S3_SECRET_KEY", "k")],
-                "S3_ACCESS_KEY is not",
-            ),
-            (
-                &[("S3_BUCKET", "b"), ("S3_ENDPOINT", "ftp://x")],
-                "S3_ENDPOINT",
-            ),
-            (
-                &[("S3_BUCKET", "b"), ("S3_PATH_STYLE", "maybe")],
-                "S3_PATH_STYLE",
-            ),
-            (&[("S3_BUCKET", "b"), ("S3_PREFIX", "a//b")], "S3_PREFIX"),
-            (
-                &[
-                    ("S3_BUCKET", "b"),
-                    ("S3_OBJECT_LOCK_MODE", "strict"),
-                    ("S3_OBJECT_LOCK_DAYS", "1"),
-                ],
-                "governance or compliance",
-            ),
-            (
-                &[("S3_BUCKET", "b"), ("S3_OBJECT_LOCK_DAYS", "1")],
-                "go together",
-            ),
-        ];
-        for (vars, want) in cases {
-            let got = reason(ArchiveConfig::from_lookup(lookup(vars)).unwrap_err());
-            assert!(
-                got.contains(want),
-                "{vars:?}: {got:?} does not say {want:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn secrets_never_show_in_debug_or_errors() {
-        let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
-        let c = ArchiveConfig::from_lookup(lookup(&[
-            ("S3_BUCKET", "b"),
-            ("S3_ACCESS_KEY", "AKIDEXAMPLE"),
-            ("S3_SECRET_KEY", secret),
-            ("S3_SESSION_TOKEN", "token-value-123"),
-        ]))
-        .unwrap();
         let debug = format!("{c:?} {:?} {}", c.s3, c.describe());
         assert!(!debug.contains(secret), "secret in {debug}");
         assert!(!debug.contains("token-value-123"), "token in {debug}");
         assert!(debug.contains("Secret(***)"));
         assert_eq!(format!("{}", Secret::new(secret)), "***");
-        // An error about a bad setting next to a secret does not echo the secret.
-        let e =
-            ArchiveConfig::from_lookup(lookup(&[("S3_BUCKET", "b"), ("S3_SECRET_KEY", secret)]))
-                .unwrap_err();
-        assert!(!format!("{e} {e:?}").contains(secret));
+        assert_eq!(
+            ArchiveConfig::s3("b", "").unwrap().s3.addressing,
+            Addressing::VirtualHosted
+        );
+        for bad in ["ftp://x", "not a url"] {
+            assert!(
+                ArchiveConfig::s3("b", "")
+                    .unwrap()
+                    .with_endpoint(bad)
+                    .is_err()
+            );
+        }
+        assert!(ArchiveConfig::s3("b", "a//b").is_err());
+        assert!(ArchiveConfig::s3("", "").is_err());
     }
 }

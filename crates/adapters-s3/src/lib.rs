@@ -10,7 +10,9 @@
 //! # async fn demo() -> cflogs_core::Result<()> {
 //! use cflogs_s3::{ArchiveConfig, ParquetArchive};
 //!
-//! let config = ArchiveConfig::from_env()?; // S3_BUCKET, S3_ENDPOINT, S3_ACCESS_KEY, …
+//! let config = ArchiveConfig::from_url("s3://logs/cflogs")?
+//!     .with_endpoint("http://127.0.0.1:3900")?
+//!     .with_region("garage");
 //! let archive = ParquetArchive::open(&config)?;
 //! let stream = cflogs_core::StreamId::new("audit-v1/account/abc")?;
 //! let report = archive.verify(&stream, None).await?;

@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cflogs_core::{Error, Result};
-
 /// How hard each commit waits for the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
@@ -28,11 +26,6 @@ pub struct SqliteConfig {
 }
 
 impl SqliteConfig {
-    /// The environment variable naming the database file.
-    pub const PATH_VAR: &'static str = "CFLOGS_SQLITE_PATH";
-    /// The file used when [`SqliteConfig::PATH_VAR`] is not set.
-    pub const DEFAULT_PATH: &'static str = "cflogs.sqlite3";
-
     /// The database in the file at `path` (created when missing).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -41,22 +34,6 @@ impl SqliteConfig {
             read_connections: 2,
             durability: Durability::Full,
             writer_cache_kib: 64 * 1024,
-        }
-    }
-
-    /// Settings from `CFLOGS_SQLITE_PATH` (default `cflogs.sqlite3` in the working directory),
-    /// read through `lookup` so a binary can pass its environment merged with a `.env` file.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] naming the variable when it is set but empty.
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        match lookup(Self::PATH_VAR) {
-            None => Ok(Self::new(Self::DEFAULT_PATH)),
-            Some(path) if path.trim().is_empty() => Err(Error::invalid(
-                "CFLOGS_SQLITE_PATH",
-                "is empty: set it to the database file, e.g. CFLOGS_SQLITE_PATH=/var/lib/cflogs/cflogs.sqlite3",
-            )),
-            Some(path) => Ok(Self::new(path.trim())),
         }
     }
 
@@ -121,16 +98,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_path_comes_from_the_environment_or_the_default() {
-        let config = SqliteConfig::from_env(|_| None).unwrap();
-        assert_eq!(config.path(), Path::new("cflogs.sqlite3"));
-        let config =
-            SqliteConfig::from_env(|k| (k == "CFLOGS_SQLITE_PATH").then(|| "/tmp/x.db".into()))
-                .unwrap();
+    fn the_builder_keeps_the_path_and_the_settings() {
+        let config = SqliteConfig::new("/tmp/x.db")
+            .with_busy_timeout(Duration::from_secs(9))
+            .with_read_connections(3);
         assert_eq!(config.path(), Path::new("/tmp/x.db"));
-        let error = SqliteConfig::from_env(|_| Some(" ".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("CFLOGS_SQLITE_PATH"), "{error}");
+        assert_eq!(config.busy_timeout(), Duration::from_secs(9));
+        assert_eq!(config.read_connections(), 3);
     }
 }

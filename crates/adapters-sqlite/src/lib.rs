@@ -10,7 +10,7 @@
 //! # async fn run() -> cflogs_core::Result<()> {
 //! use cflogs_sqlite::{SqliteClient, SqliteConfig};
 //!
-//! let config = SqliteConfig::from_env(|name| std::env::var(name).ok())?;
+//! let config = SqliteConfig::new("/var/lib/cflogs/cflogs.sqlite3");
 //! let client = SqliteClient::open(&config).await?; // creates the file, applies the migrations
 //! let analytics = client.sink();
 //! let checkpoints = client.checkpoint_store();

@@ -5,83 +5,23 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use cflogs_core::{CycleOutcome, Pipeline, WindowSource, error_chain as chain};
+use cflogs_core::{CycleOutcome, Supervisor};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::wiring::Wired;
 
-/// What one stream did in [`catch_up`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Progress {
-    /// Batches committed.
-    pub batches: u64,
-    /// Events committed.
-    pub events: u64,
-    /// Quarantined records committed.
-    pub quarantined: u64,
-    /// Cycles run.
-    pub cycles: u64,
-}
-
-/// Runs cycles until the stream has no backlog (or `until` is passed); transient failures are
-/// retried a few times.
-pub async fn catch_up(
-    pipeline: &mut Pipeline,
-    until: Option<cflogs_core::Timestamp>,
-    mut on_cycle: impl FnMut(&Progress, &CycleOutcome),
-) -> Result<Progress> {
-    let mut progress = Progress::default();
-    let mut failures = 0;
-    loop {
-        progress.cycles += 1;
-        match pipeline.run_once().await {
-            Ok(outcome) => {
-                failures = 0;
-                let watermark = match &outcome {
-                    CycleOutcome::Committed {
-                        events,
-                        quarantined,
-                        watermark,
-                        ..
-                    } => {
-                        progress.batches += 1;
-                        progress.events += *events as u64;
-                        progress.quarantined += *quarantined as u64;
-                        Some(*watermark)
-                    }
-                    CycleOutcome::Advanced { watermark, .. } => Some(*watermark),
-                    _ => None,
-                };
-                on_cycle(&progress, &outcome);
-                if !outcome.has_backlog()
-                    || until.is_some_and(|u| watermark.is_some_and(|w| w >= u))
-                {
-                    return Ok(progress);
-                }
-            }
-            Err(e) if e.is_transient() && failures < 5 => {
-                failures += 1;
-                let pause = pipeline.policy().retry_delay(failures, 0.5);
-                tracing::warn!(error = %chain(&e), retry_in_ms = pause.as_millis() as u64, "cycle failed, retrying");
-                tokio::time::sleep(pause).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 /// `cflogs once`: every stream until it has no backlog.
 pub async fn once(config: &Config) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    for source in &wired.sources {
-        let mut pipeline = wired.pipeline(source, config.policy.clone())?;
-        let p = catch_up(&mut pipeline, None, |_, _| {}).await?;
+    for stream in &wired.streams {
+        let mut pipeline = wired.pipeline(stream, stream.policy.clone())?;
+        let p = pipeline.catch_up(None, |_, _| {}).await?;
         println!(
             "{}: {} events, {} quarantined, {} batches committed",
-            source.stream(),
+            stream.id(),
             p.events,
             p.quarantined,
             p.batches
@@ -97,27 +37,27 @@ pub async fn backfill(
     until: Option<cflogs_core::Timestamp>,
 ) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    let mut policy = config.policy.clone();
-    policy.start_at = since;
-    for source in &wired.sources {
-        if let Some(cp) = wired.store.load(source.stream()).await?
+    for stream in &wired.streams {
+        let mut policy = stream.policy.clone();
+        policy.start_at = since;
+        if let Some(cp) = wired.store.load(stream.id()).await?
             && cp.watermark
                 > since + chrono::Duration::from_std(policy.lookback).unwrap_or_default()
         {
             bail!(
                 "{} is already at {}, after --since {since}: a stream never goes back (its \
                  watermark only grows); backfill a new deployment, or reconcile",
-                source.stream(),
+                stream.id(),
                 cp.watermark
             );
         }
-        let mut pipeline = wired.pipeline(source, policy.clone())?;
+        let mut pipeline = wired.pipeline(stream, policy.clone())?;
         let started = std::time::Instant::now();
         // Done means the watermark reached --until, or now less the settle delay.
         let settle = chrono::Duration::from_std(policy.settle_delay).unwrap_or_default();
         let end = until.unwrap_or_else(|| chrono::Utc::now() - settle);
         let span = (end - since).num_seconds().max(1) as f64;
-        let stream = source.stream().clone();
+        let stream = stream.id().clone();
         // A bar on a terminal; plain lines (one per cycle) in logs and pipes.
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(span as u64);
@@ -129,39 +69,40 @@ pub async fn backfill(
             bar.set_prefix(stream.to_string());
             bar
         });
-        let p = catch_up(&mut pipeline, until, |p, outcome| {
-            let at = match outcome {
-                CycleOutcome::Committed { watermark, .. }
-                | CycleOutcome::Advanced { watermark, .. } => *watermark,
-                _ => return,
-            };
-            let covered = (at - since).num_seconds().max(0) as f64;
-            let done = (covered / span).clamp(0.0, 1.0);
-            let elapsed = started.elapsed().as_secs_f64();
-            let rate = p.events as f64 / elapsed.max(0.001);
-            let progress = format!(
-                "{} events, {} windows, {rate:.0} events/s",
-                p.events, p.cycles
-            );
-            match &bar {
-                Some(bar) => {
-                    bar.set_position(covered.min(span) as u64);
-                    bar.set_message(progress);
+        let p = pipeline
+            .catch_up(until, |p, outcome| {
+                let at = match outcome {
+                    CycleOutcome::Committed { watermark, .. }
+                    | CycleOutcome::Advanced { watermark, .. } => *watermark,
+                    _ => return,
+                };
+                let covered = (at - since).num_seconds().max(0) as f64;
+                let done = (covered / span).clamp(0.0, 1.0);
+                let elapsed = started.elapsed().as_secs_f64();
+                let rate = p.events as f64 / elapsed.max(0.001);
+                let progress = format!(
+                    "{} events, {} windows, {rate:.0} events/s",
+                    p.events, p.cycles
+                );
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(covered.min(span) as u64);
+                        bar.set_message(progress);
+                    }
+                    None => {
+                        let eta = if done > 0.0 {
+                            elapsed * (1.0 - done) / done
+                        } else {
+                            f64::NAN
+                        };
+                        eprintln!(
+                            "{stream}: {:5.1}%  {progress}  ETA {eta:.0} s  (at {at})",
+                            done * 100.0
+                        );
+                    }
                 }
-                None => {
-                    let eta = if done > 0.0 {
-                        elapsed * (1.0 - done) / done
-                    } else {
-                        f64::NAN
-                    };
-                    eprintln!(
-                        "{stream}: {:5.1}%  {progress}  ETA {eta:.0} s  (at {at})",
-                        done * 100.0
-                    );
-                }
-            }
-        })
-        .await?;
+            })
+            .await?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -176,7 +117,9 @@ pub async fn backfill(
     Ok(())
 }
 
-/// `cflogs run`: every stream continuously until `shutdown`.
+/// `cflogs run`: every stream continuously until `shutdown`, each supervised: a stream that
+/// fails is restarted with backoff and reported (metrics, `/healthz`); one fenced by another
+/// instance stops and is reported. Returns when every stream has stopped.
 pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -188,13 +131,15 @@ pub async fn run(
         info!("shutting down: the batch in flight is abandoned safely");
         let _ = tx.send(true);
     });
-    let streams = wired
-        .sources
+    let streams = wired.streams.iter().map(|s| s.id().to_string()).collect();
+    // Ready while every stream has had a successful cycle within three of its poll intervals.
+    let slowest = wired
+        .streams
         .iter()
-        .map(|s| s.stream().to_string())
-        .collect();
-    // Ready while every stream has had a successful cycle within three poll intervals.
-    let ready_within = (config.policy.poll_interval * 3).max(std::time::Duration::from_secs(60));
+        .map(|s| s.policy.poll_interval)
+        .max()
+        .unwrap_or_default();
+    let ready_within = (slowest * 3).max(std::time::Duration::from_secs(60));
     let metrics = Arc::new(Metrics::new(streams, wired.client.clone(), ready_within));
     if let Some(addr) = config.metrics_addr {
         let mut rx = rx.clone();
@@ -204,34 +149,33 @@ pub async fn run(
         .await?;
     }
     let mut tasks = Vec::new();
-    for source in &wired.sources {
-        let pipeline = wired
-            .pipeline(source, config.policy.clone())?
-            .with_observer(metrics.clone());
+    for stream in &wired.streams {
+        let (w, s) = (wired.clone(), stream.clone());
+        let build = Box::new(move || w.pipeline(&s, s.policy.clone()).map_err(invalid));
+        let supervisor = Supervisor::new(stream.id().clone(), build)
+            .with_observer(metrics.clone())
+            .with_monitor(metrics.clone());
         let mut rx = rx.clone();
-        let stream = source.stream().clone();
-        tasks.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            };
-            let result = pipeline.run(stop).await;
-            if let Err(e) = &result {
-                error!(stream = %stream, error = %chain(e), "stream stopped");
-            }
-            result
-        }));
+        tasks.push(tokio::spawn(supervisor.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
     }
-    let mut failed = 0;
+    let mut fenced = 0;
     for task in tasks {
         match task.await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => failed += 1,
+            Ok(Err(_)) | Err(_) => fenced += 1,
         }
     }
-    if failed > 0 {
-        bail!("{failed} stream(s) stopped with an error (see the log)");
+    if fenced > 0 {
+        bail!("{fenced} stream(s) were taken by another instance (see the log)");
     }
     Ok(())
+}
+
+/// A wiring error as the core's `Invalid` (a pipeline that cannot be built: restart later).
+fn invalid(e: anyhow::Error) -> cflogs_core::Error {
+    cflogs_core::Error::invalid("pipeline", format!("{e:#}"))
 }
 
 /// `cflogs verify`: the archive's manifest chain of every stream, against its checkpoint.
@@ -269,8 +213,8 @@ pub async fn migrate(config: &Config) -> Result<()> {
 /// the analytics store. Idempotent: what is already there is left alone.
 pub async fn rehydrate(config: &Config) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    for source in &wired.sources {
-        let stream = source.stream();
+    for configured in &wired.streams {
+        let (stream, source) = (configured.id(), &configured.source);
         let manifests = wired.archive.manifests(stream).await?;
         let (mut inserted, mut duplicates, mut quarantined, mut objects) = (0, 0, 0, 0);
         for m in &manifests {

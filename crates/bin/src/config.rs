@@ -1,17 +1,25 @@
 //! Configuration: the environment variables of the Python tool this replaces (so an existing
-//! `.env` keeps working), a `.env` file, and an optional TOML file for many accounts.
+//! `.env` keeps working), a `.env` file, and an optional TOML file with `[[streams]]`.
 //!
-//! Precedence: the process environment, then the `.env` file, then the TOML file. The TOML
-//! file's top-level keys are the same names in lower case (`poll_interval_seconds = 60`), plus
-//! `[[accounts]]` tables; an unknown key is an error.
+//! The layers are merged by figment, later ones winning: the TOML file, then the `.env` file,
+//! then the process environment. The TOML file's top-level keys are the variable names in lower
+//! case (`poll_interval_seconds = 60`), plus `[[streams]]` (and the older `[[accounts]]`)
+//! tables; an unknown key is an error. Only here is configuration read: the library crates take
+//! the typed values this module builds.
 
-use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use cflogs_cloudflare::{AccountId, AuditApi, Credentials, PerPage, Secret};
-use cflogs_core::Timestamp;
+use anyhow::{Context, Result, anyhow, bail};
+use cflogs_cloudflare::{
+    AccountId, AuditApi, AuditSourceConfig, Credentials, PerPage, Secret, audit_stream_id,
+};
+use cflogs_core::{BatchLimits, Policy, StreamId, Timestamp};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::Deserialize;
 
 /// Every variable cflogs reads, with what it is for (`cflogs config` and errors print these).
 pub const VARIABLES: &[(&str, &str)] = &[
@@ -119,6 +127,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The variables whose values are never shown (`cflogs config`, errors).
 const SECRETS: &[&str] = &[
     "CLOUDFLARE_API_TOKEN",
     "CLOUDFLARE_API_KEY",
@@ -132,20 +141,353 @@ fn is_declared(name: &str) -> bool {
     VARIABLES.iter().any(|(declared, _)| *declared == name)
 }
 
-/// One account to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountStream {
-    /// The account.
-    pub account: AccountId,
-    /// Audit log API version.
-    pub api: AuditApi,
+/// One layer of settings for figment: name → value pairs (the environment, a `.env` file, the
+/// demo's), each a string as the user wrote it, or a parsed TOML file.
+struct Layer {
+    name: String,
+    dict: Dict,
 }
 
-/// Where the settings come from, merged.
-#[derive(Debug, Default)]
+impl Layer {
+    /// Declared variables only, by their lower-case key; empty values are unset. A `.env`
+    /// shared with docker compose holds others (GRAFANA_ADMIN_PASSWORD…) that must not leak
+    /// into `cflogs config`.
+    fn vars(name: &str, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let dict = pairs
+            .into_iter()
+            .filter(|(k, v)| is_declared(k) && !v.trim().is_empty())
+            .map(|(k, v)| (k.to_ascii_lowercase(), Value::from(v.trim().to_owned())))
+            .collect();
+        Self {
+            name: name.to_owned(),
+            dict,
+        }
+    }
+
+    fn toml(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let dict = figment::providers::Serialized::defaults(datetimes_as_text(table))
+            .data()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+            .remove(&Profile::Default)
+            .unwrap_or_default();
+        Ok(Self {
+            name: format!("config file {}", path.display()),
+            dict,
+        })
+    }
+}
+
+/// TOML date-times (`initial_checkpoint = 2026-11-01T00:00:00Z`, unquoted) as the RFC 3339
+/// text the settings parse.
+fn datetimes_as_text(table: toml::Table) -> toml::Table {
+    fn convert(value: toml::Value) -> toml::Value {
+        match value {
+            toml::Value::Datetime(d) => toml::Value::String(d.to_string()),
+            toml::Value::Array(items) => {
+                toml::Value::Array(items.into_iter().map(convert).collect())
+            }
+            toml::Value::Table(t) => toml::Value::Table(datetimes_as_text(t)),
+            other => other,
+        }
+    }
+    table.into_iter().map(|(k, v)| (k, convert(v))).collect()
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Map::from([(Profile::Default, self.dict.clone())]))
+    }
+}
+
+/// Where the settings come from, merged (see the module docs).
 pub struct Settings {
-    values: BTreeMap<String, (String, &'static str)>,
-    accounts: Vec<AccountStream>,
+    figment: Figment,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Settings { .. }")
+    }
+}
+
+impl Settings {
+    /// Reads `file` (if given), `dotenv` (if it exists) and the environment.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file.
+    pub fn load(dotenv: Option<&Path>, file: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            figment = figment.merge(Layer::toml(path)?);
+        }
+        if let Some(path) = dotenv.filter(|p| p.exists()) {
+            let mut pairs = Vec::new();
+            for item in dotenvy::from_path_iter(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+            {
+                pairs.push(
+                    item.with_context(|| format!("{} has a malformed line", path.display()))?,
+                );
+            }
+            figment = figment.merge(Layer::vars(".env", pairs));
+        }
+        figment = figment.merge(Layer::vars("environment", std::env::vars()));
+        Ok(Self { figment })
+    }
+
+    /// Settings from explicit pairs only (tests, the demo).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        let pairs = pairs.into_iter().map(|(k, v)| (k.to_owned(), v));
+        Self {
+            figment: Figment::new().merge(Layer::vars("given", pairs)),
+        }
+    }
+
+    fn raw(&self) -> Result<Raw> {
+        self.figment.extract_lossy().map_err(explain)
+    }
+
+    /// The effective settings, one line each, secrets masked.
+    pub fn describe(&self) -> Vec<String> {
+        let Ok(data) = self.figment.data() else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        for (key, value) in data.get(&Profile::Default).into_iter().flatten() {
+            let origin = self
+                .figment
+                .find_metadata(key)
+                .map_or_else(|| "settings".to_owned(), |m| m.name.to_string());
+            let var = key.to_ascii_uppercase();
+            let shown = if SECRETS.contains(&var.as_str()) {
+                "***".to_owned()
+            } else if let Some(text) = value.as_str() {
+                if var == "DATABASE_URL" {
+                    cflogs_postgres::redact_url(text)
+                } else {
+                    text.to_owned()
+                }
+            } else if is_declared(&var) {
+                toml_text(value)
+            } else {
+                // [[streams]] and [[accounts]]: one line per entry.
+                for (n, entry) in value.as_array().into_iter().flatten().enumerate() {
+                    lines.push(format!(
+                        "[[{key}]] #{} {}    # from {origin}",
+                        n + 1,
+                        toml_text(entry)
+                    ));
+                }
+                continue;
+            };
+            lines.push(format!("{var}={shown}    # from {origin}"));
+        }
+        lines
+    }
+}
+
+/// A figment value as compact text (streams and accounts hold no secrets).
+fn toml_text(value: &Value) -> String {
+    match value {
+        Value::String(_, s) => s.clone(),
+        Value::Dict(_, dict) => dict
+            .iter()
+            .map(|(k, v)| format!("{k}={}", toml_text(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Array(_, items) => items.iter().map(toml_text).collect::<Vec<_>>().join(","),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|n| n.to_string())
+            .or_else(|| n.to_i128().map(|n| n.to_string()))
+            .or_else(|| n.to_f64().map(|n| n.to_string()))
+            .unwrap_or_default(),
+        Value::Char(_, c) => c.to_string(),
+        Value::Empty(..) => String::new(),
+    }
+}
+
+/// A figment error, in the words of the variable it is about.
+fn explain(errors: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = errors.into_iter().map(|e| explain_one(&e)).collect();
+    anyhow!(lines.join("\n"))
+}
+
+fn explain_one(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let origin = e
+        .metadata
+        .as_ref()
+        .map_or_else(|| "settings".to_owned(), |m| m.name.to_string());
+    let place = match e.path.as_slice() {
+        [] => origin.clone(),
+        [table, n, ..] if n.parse::<usize>().is_ok() => format!(
+            "{origin}, [[{table}]] #{}",
+            n.parse::<usize>().unwrap_or(0) + 1
+        ),
+        [key, ..] => {
+            let var = key.to_ascii_uppercase();
+            if is_declared(&var) {
+                format!("{var} (from {origin})")
+            } else {
+                format!("`{key}` (from {origin})")
+            }
+        }
+    };
+    let secret = e
+        .path
+        .first()
+        .is_some_and(|k| SECRETS.contains(&k.to_ascii_uppercase().as_str()));
+    let expected = |what: &str| match what {
+        "u8" => "a whole number from 0 to 255".to_owned(),
+        "u16" => "a whole number from 0 to 65535".to_owned(),
+        "u32" => "a whole number from 0 to 4294967295".to_owned(),
+        "u64" | "usize" => "a whole number".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        other => other.to_owned(),
+    };
+    let hint = e
+        .path
+        .first()
+        .and_then(|k| {
+            let var = k.to_ascii_uppercase();
+            VARIABLES.iter().find(|(v, _)| *v == var)
+        })
+        .map(|(_, what)| format!(": {what}"))
+        .unwrap_or_default();
+    match &e.kind {
+        Kind::UnknownField(field, known) if e.path.is_empty() => {
+            let _ = known;
+            format!(
+                "{origin}: unknown key `{field}`; known keys are the variable names in lower case \
+                 (run `cflogs config --list`), [[streams]] and [[accounts]]"
+            )
+        }
+        Kind::UnknownField(field, known) => {
+            format!(
+                "{place}: unknown key `{field}`; known keys: {}",
+                known.join(", ")
+            )
+        }
+        Kind::UnknownVariant(value, known) => {
+            let later = if e.path.last().is_some_and(|k| k == "kind") {
+                " (this release reads audit streams; logpull, logpush and ingest streams are \
+                 added by later releases)"
+            } else {
+                ""
+            };
+            format!(
+                "{place}: `{value}` is not one of {}{later}",
+                known.join(", ")
+            )
+        }
+        Kind::MissingField(field) => format!("{place}: `{field}` is required"),
+        Kind::InvalidType(actual, what) if secret => {
+            format!("{place} must be {}", expected(what))
+        }
+        Kind::InvalidType(actual, what) => {
+            format!("{place}: {actual} is not {}{hint}", expected(what))
+        }
+        Kind::InvalidValue(actual, what) => {
+            format!("{place}: {actual} is not {}{hint}", expected(what))
+        }
+        other => format!("{place}: {other}{hint}"),
+    }
+}
+
+/// The settings as the layers say them, before validation. No `Debug`: it holds secrets.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Raw {
+    cloudflare_api_token: Option<String>,
+    cloudflare_api_email: Option<String>,
+    cloudflare_api_key: Option<String>,
+    cloudflare_account_id: Option<String>,
+    cloudflare_audit_api: Option<String>,
+    cloudflare_api_base_url: Option<String>,
+    cloudflare_per_page: Option<u32>,
+    cloudflare_direction: Option<String>,
+    cloudflare_hide_user_logs: Option<bool>,
+    cloudflare_since_safety_lag_seconds: Option<u64>,
+    cloudflare_request_timeout_seconds: Option<u64>,
+    cloudflare_rate_limit_per_5_min: Option<u32>,
+    poll_interval_seconds: Option<u64>,
+    initial_checkpoint: Option<String>,
+    database_url: Option<String>,
+    pg_host: Option<String>,
+    pg_port: Option<u16>,
+    pg_database: Option<String>,
+    pg_user: Option<String>,
+    pg_password: Option<String>,
+    pg_sslmode: Option<String>,
+    pg_pool_size: Option<u32>,
+    pg_connect_timeout_seconds: Option<u64>,
+    pg_write_parallelism: Option<u32>,
+    timescaledb: Option<String>,
+    timescaledb_retention_days: Option<u32>,
+    timescaledb_compress_after_days: Option<u32>,
+    cflogs_sqlite_path: Option<PathBuf>,
+    s3_bucket: Option<String>,
+    s3_prefix: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key: Option<String>,
+    s3_secret_key: Option<String>,
+    s3_session_token: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_object_lock_mode: Option<String>,
+    s3_object_lock_days: Option<u32>,
+    cflogs_archive_url: Option<String>,
+    cflogs_data_dir: Option<PathBuf>,
+    cflogs_batch_max_events: Option<usize>,
+    cflogs_metrics_addr: Option<String>,
+    accounts: Vec<AccountEntry>,
+    streams: Vec<StreamEntry>,
+}
+
+/// `[[accounts]]`: an audit stream (the older spelling of `[[streams]] kind = "audit"`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountEntry {
+    id: String,
+    api: Option<String>,
+}
+
+/// The kinds of `[[streams]]` this release reads.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum StreamKind {
+    /// Account audit logs (v1 or v2).
+    Audit,
+}
+
+/// `[[streams]]`: one stream with its own policy; unset fields take the global settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamEntry {
+    kind: StreamKind,
+    account: Option<String>,
+    api: Option<String>,
+    per_page: Option<u32>,
+    hide_user_logs: Option<bool>,
+    poll_interval_seconds: Option<u64>,
+    settle_delay_seconds: Option<u64>,
+    lookback_seconds: Option<u64>,
+    max_span_seconds: Option<u64>,
+    batch_max_events: Option<usize>,
+    batch_max_bytes: Option<usize>,
+    initial_checkpoint: Option<String>,
 }
 
 fn parse_api(text: &str, var: &str) -> Result<AuditApi> {
@@ -156,175 +498,41 @@ fn parse_api(text: &str, var: &str) -> Result<AuditApi> {
     }
 }
 
-impl Settings {
-    /// Reads the environment, `dotenv` (if it exists) and `file` (if given).
-    ///
-    /// # Errors
-    /// An unreadable or invalid file, an unknown key in the TOML file.
-    pub fn load(dotenv: Option<&Path>, file: Option<&Path>) -> Result<Self> {
-        let mut settings = Settings::default();
-        if let Some(path) = file {
-            settings.read_toml(path)?;
-        }
-        if let Some(path) = dotenv.filter(|p| p.exists()) {
-            for item in dotenvy::from_path_iter(path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-            {
-                let (k, v) =
-                    item.with_context(|| format!("{} has a malformed line", path.display()))?;
-                // Only cflogs' own variables: a .env shared with docker compose holds others
-                // (GRAFANA_ADMIN_PASSWORD…) that `cflogs config` must not print.
-                if is_declared(&k) {
-                    settings.values.insert(k, (v, ".env"));
-                }
-            }
-        }
-        for (k, v) in std::env::vars() {
-            if is_declared(&k) {
-                settings.values.insert(k, (v, "environment"));
-            }
-        }
-        Ok(settings)
-    }
+fn parse_time(text: &str, var: &str) -> Result<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            anyhow!("{var} {text:?} is not an RFC 3339 time ({e}); e.g. 2026-11-01T00:00:00Z")
+        })
+}
 
-    /// Settings from explicit pairs only (tests, the demo).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Self {
-        Settings {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), (v, "given")))
-                .collect(),
-            ..Settings::default()
+/// An adapter's error about `var`, with the variable named first.
+fn named(var: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{var}: {e}")
+}
+
+/// What a stream reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// An account's audit logs.
+    Audit(AuditSourceConfig),
+}
+
+/// One stream: what it reads and its policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamConfig {
+    /// The source.
+    pub source: SourceConfig,
+    /// How its pipeline plans windows and batches.
+    pub policy: Policy,
+}
+
+impl StreamConfig {
+    /// The stream's id (where its checkpoint and archive chain live).
+    pub fn id(&self) -> StreamId {
+        match &self.source {
+            SourceConfig::Audit(c) => audit_stream_id(&c.account, c.api),
         }
-    }
-
-    fn read_toml(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the config file {}", path.display()))?;
-        let table: toml::Table = text
-            .parse()
-            .with_context(|| format!("{} is not valid TOML", path.display()))?;
-        for (key, value) in table {
-            if key == "accounts" {
-                let list = value.as_array().with_context(|| {
-                    format!(
-                        "{}: `accounts` must be a list of [[accounts]] tables",
-                        path.display()
-                    )
-                })?;
-                for item in list {
-                    let t = item.as_table().with_context(|| {
-                        format!(
-                            "{}: each [[accounts]] entry must be a table",
-                            path.display()
-                        )
-                    })?;
-                    for k in t.keys() {
-                        if k != "id" && k != "api" {
-                            bail!(
-                                "{}: unknown key `{k}` in [[accounts]]; known keys: id, api",
-                                path.display()
-                            );
-                        }
-                    }
-                    let id = t.get("id").and_then(|v| v.as_str()).with_context(|| {
-                        format!(
-                            "{}: an [[accounts]] entry needs `id = \"<account id>\"`",
-                            path.display()
-                        )
-                    })?;
-                    let api = match t.get("api").and_then(|v| v.as_str()) {
-                        Some(a) => parse_api(a, "accounts.api")?,
-                        None => AuditApi::V1,
-                    };
-                    self.accounts.push(AccountStream {
-                        account: AccountId::new(id)?,
-                        api,
-                    });
-                }
-                continue;
-            }
-            let var = key.to_ascii_uppercase();
-            if !VARIABLES.iter().any(|(name, _)| *name == var) {
-                bail!(
-                    "{}: unknown key `{key}`; known keys are the variable names in lower case \
-                     (run `cflogs config --list`) and [[accounts]]",
-                    path.display()
-                );
-            }
-            let text = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                other => bail!(
-                    "{}: `{key}` must be a string, number or boolean, not {}",
-                    path.display(),
-                    other.type_str()
-                ),
-            };
-            self.values.insert(var, (text, "config file"));
-        }
-        Ok(())
-    }
-
-    /// A value, trimmed, `None` when unset or empty.
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.values
-            .get(name)
-            .map(|(v, _)| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// The lookup function the adapters' `from_env` constructors take.
-    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| self.get(name)
-    }
-
-    fn seconds(&self, name: &str, default: u64) -> Result<Duration> {
-        match self.get(name) {
-            None => Ok(Duration::from_secs(default)),
-            Some(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
-                anyhow::anyhow!(
-                    "{name} {v:?} is not a whole number of seconds; e.g. {name}={default}"
-                )
-            }),
-        }
-    }
-
-    fn flag(&self, name: &str) -> Result<bool> {
-        match self.get(name).map(|v| v.to_ascii_lowercase()) {
-            None => Ok(false),
-            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
-            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
-            Some(v) => bail!("{name} {v:?} is not a boolean; use true or false"),
-        }
-    }
-
-    /// The effective settings, one line each, secrets masked.
-    pub fn describe(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self
-            .values
-            .iter()
-            .map(|(k, (v, origin))| {
-                let shown = if SECRETS.contains(&k.as_str()) {
-                    "***".to_owned()
-                } else if k == "DATABASE_URL" {
-                    cflogs_postgres::redact_url(v)
-                } else {
-                    v.clone()
-                };
-                format!("{k}={shown}    # from {origin}")
-            })
-            .collect();
-        for a in &self.accounts {
-            lines.push(format!(
-                "[[accounts]] id={} api={}    # from config file",
-                a.account.as_str(),
-                a.api.as_str()
-            ));
-        }
-        lines
     }
 }
 
@@ -342,20 +550,14 @@ pub enum Analytics {
 pub struct Config {
     /// Cloudflare client settings.
     pub client: cflogs_cloudflare::ClientConfig,
-    /// The streams to read.
-    pub accounts: Vec<AccountStream>,
-    /// Page size.
-    pub per_page: PerPage,
-    /// Hide user events (v1).
-    pub hide_user_logs: bool,
+    /// The streams to read, each with its policy.
+    pub streams: Vec<StreamConfig>,
     /// Analytics and checkpoints.
     pub analytics: Analytics,
     /// The archive.
     pub archive: cflogs_s3::ArchiveConfig,
-    /// Pipeline policy (start, lookback, poll interval, caps).
-    pub policy: cflogs_core::Policy,
     /// Where `run` serves metrics and health, if anywhere.
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -364,158 +566,384 @@ impl Config {
     /// # Errors
     /// The first invalid or missing setting, naming the variable and the fix.
     pub fn from_settings(settings: &Settings, now: Timestamp) -> Result<Self> {
-        let credentials = match (
-            settings.get("CLOUDFLARE_API_TOKEN"),
-            settings.get("CLOUDFLARE_API_EMAIL"),
-            settings.get("CLOUDFLARE_API_KEY"),
-        ) {
-            (Some(token), _, _) => Credentials::Token(Secret::new(token)),
-            (None, Some(email), Some(key)) => Credentials::Legacy {
-                email,
-                key: Secret::new(key),
-            },
-            _ => bail!(
-                "CLOUDFLARE_API_TOKEN is not set: create an API token with the \"Account \
-                 Settings Read\" permission (dashboard → My Profile → API Tokens) and set \
-                 CLOUDFLARE_API_TOKEN, or set CLOUDFLARE_API_EMAIL and CLOUDFLARE_API_KEY"
-            ),
-        };
-        let mut client = cflogs_cloudflare::ClientConfig::new(credentials);
-        if let Some(url) = settings.get("CLOUDFLARE_API_BASE_URL") {
-            client.base_url = url;
-        }
-        client.request_timeout = settings.seconds("CLOUDFLARE_REQUEST_TIMEOUT_SECONDS", 30)?;
-        if let Some(n) = settings.get("CLOUDFLARE_RATE_LIMIT_PER_5_MIN") {
-            let n: u32 = n.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "CLOUDFLARE_RATE_LIMIT_PER_5_MIN {n:?} is not a number; Cloudflare allows 1200"
-                )
-            })?;
-            client.rate_budget = cflogs_cloudflare::RateBudget::new(n, Duration::from_secs(300))?;
-        }
-        client.validate()?;
-
-        let api = match settings.get("CLOUDFLARE_AUDIT_API") {
-            Some(a) => parse_api(&a, "CLOUDFLARE_AUDIT_API")?,
-            None => AuditApi::V1,
-        };
-        let mut accounts = settings.accounts.clone();
-        if let Some(ids) = settings.get("CLOUDFLARE_ACCOUNT_ID") {
-            for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                accounts.push(AccountStream {
-                    account: AccountId::new(id)?,
-                    api,
-                });
-            }
-        }
-        if accounts.is_empty() {
-            bail!(
-                "CLOUDFLARE_ACCOUNT_ID is not set: set it to the account id (dashboard → account \
-                 home → Account ID), several separated by commas, or list [[accounts]] in the \
-                 config file"
-            );
-        }
-        // The same account twice (in the file and the environment, or listed twice) would be two
-        // pipelines on one stream, fencing each other.
-        let mut unique: Vec<AccountStream> = Vec::with_capacity(accounts.len());
-        for account in accounts {
-            if !unique.contains(&account) {
-                unique.push(account);
-            }
-        }
-        let accounts = unique;
-        let per_page = match settings.get("CLOUDFLARE_PER_PAGE") {
-            Some(n) => PerPage::new(n.parse().map_err(|_| {
-                anyhow::anyhow!("CLOUDFLARE_PER_PAGE {n:?} is not a number; use 1 to 1000")
-            })?)?,
-            None => PerPage::default(),
-        };
-        if let Some(d) = settings.get("CLOUDFLARE_DIRECTION")
-            && !d.eq_ignore_ascii_case("asc")
-        {
-            tracing::warn!(value = %d, "CLOUDFLARE_DIRECTION is ignored: cflogs always reads ascending");
-        }
-
-        let poll = settings.seconds("POLL_INTERVAL_SECONDS", 60)?;
-        if poll.is_zero() {
-            bail!("POLL_INTERVAL_SECONDS must be at least 1");
-        }
-        let start_at = match settings.get("INITIAL_CHECKPOINT") {
-            Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "INITIAL_CHECKPOINT {t:?} is not an RFC 3339 time ({e}); e.g. 2026-11-01T00:00:00Z"
-                    )
-                })?,
-            None => now - chrono::Duration::from_std(poll).unwrap_or_default(),
-        };
-        let mut policy = cflogs_core::Policy::new(start_at);
-        policy.poll_interval = poll;
-        policy.lookback = settings.seconds("CLOUDFLARE_SINCE_SAFETY_LAG_SECONDS", 300)?;
-        policy.max_span = policy
-            .max_span
-            .max(policy.lookback + Duration::from_secs(60));
-        if let Some(n) = settings.get("CFLOGS_BATCH_MAX_EVENTS") {
-            let n: usize = n.parse().map_err(|_| {
-                anyhow::anyhow!("CFLOGS_BATCH_MAX_EVENTS {n:?} is not a number; e.g. 10000")
-            })?;
-            policy.limits = cflogs_core::BatchLimits::new(n, policy.limits.max_bytes())?;
-        }
-        policy.validate()?;
-
-        let data_dir = PathBuf::from(
-            settings
-                .get("CFLOGS_DATA_DIR")
-                .unwrap_or_else(|| "./cflogs-data".to_owned()),
-        );
-        // Any PostgreSQL or S3 setting means the user wants that service: a missing piece is an
-        // error naming it, never a silent fall back to the embedded default.
-        let any = |selects: fn(&str) -> bool| {
-            VARIABLES
-                .iter()
-                .any(|(name, _)| selects(name) && settings.get(name).is_some())
-        };
-        let analytics =
-            if any(|n| n == "DATABASE_URL" || n.starts_with("PG_") || n.starts_with("TIMESCALEDB"))
-            {
-                Analytics::Postgres(Box::new(cflogs_postgres::PostgresConfig::from_env(
-                    settings.lookup(),
-                )?))
-            } else {
-                // Under CFLOGS_DATA_DIR unless CFLOGS_SQLITE_PATH says otherwise.
-                Analytics::Sqlite(match settings.get("CFLOGS_SQLITE_PATH") {
-                    Some(_) => cflogs_sqlite::SqliteConfig::from_env(settings.lookup())?,
-                    None => cflogs_sqlite::SqliteConfig::new(data_dir.join("cflogs.sqlite3")),
-                })
-            };
-        let archive = if let Some(url) = settings.get("CFLOGS_ARCHIVE_URL") {
-            cflogs_s3::ArchiveConfig::from_url(&url)?.apply_lookup(settings.lookup())?
-        } else if any(|n| n.starts_with("S3_")) {
-            cflogs_s3::ArchiveConfig::from_lookup(settings.lookup())?
-        } else {
-            cflogs_s3::ArchiveConfig::file(data_dir.join("archive"))
-        };
-        let metrics_addr = match settings.get("CFLOGS_METRICS_ADDR") {
+        let raw = settings.raw()?;
+        let client = client(&raw)?;
+        let policy = global_policy(&raw, now)?;
+        let streams = streams(&raw, &policy)?;
+        let data_dir = raw
+            .cflogs_data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./cflogs-data"));
+        let analytics = analytics(&raw, &data_dir)?;
+        let archive = archive(&raw, &data_dir)?;
+        let metrics_addr = match raw.cflogs_metrics_addr.as_deref() {
             Some(v) if v.eq_ignore_ascii_case("off") => None,
             Some(v) => Some(v.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "CFLOGS_METRICS_ADDR {v:?} is not an address; e.g. 0.0.0.0:9900, or off"
-                )
+                anyhow!("CFLOGS_METRICS_ADDR {v:?} is not an address; e.g. 0.0.0.0:9900, or off")
             })?),
-            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9900))),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9900))),
         };
         Ok(Config {
-            metrics_addr,
             client,
-            accounts,
-            per_page,
-            hide_user_logs: settings.flag("CLOUDFLARE_HIDE_USER_LOGS")?,
+            streams,
             analytics,
             archive,
-            policy,
+            metrics_addr,
         })
     }
+}
+
+fn client(raw: &Raw) -> Result<cflogs_cloudflare::ClientConfig> {
+    let credentials = match (
+        &raw.cloudflare_api_token,
+        &raw.cloudflare_api_email,
+        &raw.cloudflare_api_key,
+    ) {
+        (Some(token), _, _) => Credentials::Token(Secret::new(token.clone())),
+        (None, Some(email), Some(key)) => Credentials::Legacy {
+            email: email.clone(),
+            key: Secret::new(key.clone()),
+        },
+        _ => bail!(
+            "CLOUDFLARE_API_TOKEN is not set: create an API token with the \"Account \
+             Settings Read\" permission (dashboard → My Profile → API Tokens) and set \
+             CLOUDFLARE_API_TOKEN, or set CLOUDFLARE_API_EMAIL and CLOUDFLARE_API_KEY"
+        ),
+    };
+    let mut client = cflogs_cloudflare::ClientConfig::new(credentials);
+    if let Some(url) = &raw.cloudflare_api_base_url {
+        client.base_url = url.clone();
+    }
+    if let Some(secs) = raw.cloudflare_request_timeout_seconds {
+        client.request_timeout = Duration::from_secs(secs);
+    }
+    if let Some(n) = raw.cloudflare_rate_limit_per_5_min {
+        client.rate_budget = cflogs_cloudflare::RateBudget::new(n, Duration::from_secs(300))
+            .map_err(|e| named("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", e))?;
+    }
+    client.validate()?;
+    Ok(client)
+}
+
+fn global_policy(raw: &Raw, now: Timestamp) -> Result<Policy> {
+    let poll = Duration::from_secs(raw.poll_interval_seconds.unwrap_or(60));
+    if poll.is_zero() {
+        bail!("POLL_INTERVAL_SECONDS must be at least 1");
+    }
+    let start_at = match &raw.initial_checkpoint {
+        Some(t) => parse_time(t, "INITIAL_CHECKPOINT")?,
+        None => now - chrono::Duration::from_std(poll).unwrap_or_default(),
+    };
+    let mut policy = Policy::new(start_at);
+    policy.poll_interval = poll;
+    policy.lookback = Duration::from_secs(raw.cloudflare_since_safety_lag_seconds.unwrap_or(300));
+    policy.max_span = policy
+        .max_span
+        .max(policy.lookback + Duration::from_secs(60));
+    if let Some(n) = raw.cflogs_batch_max_events {
+        policy.limits = BatchLimits::new(n, policy.limits.max_bytes())
+            .map_err(|e| named("CFLOGS_BATCH_MAX_EVENTS", e))?;
+    }
+    policy.validate()?;
+    Ok(policy)
+}
+
+/// Every stream: `[[streams]]`, `[[accounts]]`, then `CLOUDFLARE_ACCOUNT_ID` (one audit stream
+/// per account). The same stream given twice alike is one stream; given twice with different
+/// settings it is an error (two pipelines on one stream would fence each other).
+fn streams(raw: &Raw, policy: &Policy) -> Result<Vec<StreamConfig>> {
+    let per_page = match raw.cloudflare_per_page {
+        Some(n) => PerPage::new(n).map_err(|e| named("CLOUDFLARE_PER_PAGE", e))?,
+        None => PerPage::default(),
+    };
+    if let Some(d) = &raw.cloudflare_direction
+        && !d.eq_ignore_ascii_case("asc")
+    {
+        tracing::warn!(value = %d, "CLOUDFLARE_DIRECTION is ignored: cflogs always reads ascending");
+    }
+    let hide_user_logs = raw.cloudflare_hide_user_logs.unwrap_or(false);
+    let audit = |account: &str, api: AuditApi| -> Result<AuditSourceConfig> {
+        let mut c = AuditSourceConfig::new(AccountId::new(account)?, api);
+        c.per_page = per_page;
+        c.hide_user_logs = hide_user_logs;
+        Ok(c)
+    };
+    let mut all = Vec::new();
+    for (n, entry) in raw.streams.iter().enumerate() {
+        let place = format!("[[streams]] #{}", n + 1);
+        all.push(stream_entry(entry, policy, &audit).map_err(|e| anyhow!("{place}: {e:#}"))?);
+    }
+    for entry in &raw.accounts {
+        let api = match &entry.api {
+            Some(a) => parse_api(a, "[[accounts]] api")?,
+            None => AuditApi::V1,
+        };
+        all.push(StreamConfig {
+            source: SourceConfig::Audit(audit(&entry.id, api)?),
+            policy: policy.clone(),
+        });
+    }
+    let api = match &raw.cloudflare_audit_api {
+        Some(a) => parse_api(a, "CLOUDFLARE_AUDIT_API")?,
+        None => AuditApi::V1,
+    };
+    for id in raw
+        .cloudflare_account_id
+        .iter()
+        .flat_map(|ids| ids.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        all.push(StreamConfig {
+            source: SourceConfig::Audit(audit(id, api)?),
+            policy: policy.clone(),
+        });
+    }
+    if all.is_empty() {
+        bail!(
+            "CLOUDFLARE_ACCOUNT_ID is not set: set it to the account id (dashboard → account \
+             home → Account ID), several separated by commas, or list [[streams]] in the \
+             config file"
+        );
+    }
+    let mut unique: Vec<StreamConfig> = Vec::with_capacity(all.len());
+    for stream in all {
+        match unique.iter().find(|s| s.id() == stream.id()) {
+            Some(same) if *same == stream => {}
+            Some(_) => bail!(
+                "stream {} is configured twice with different settings: keep one entry",
+                stream.id()
+            ),
+            None => unique.push(stream),
+        }
+    }
+    Ok(unique)
+}
+
+fn stream_entry(
+    entry: &StreamEntry,
+    global: &Policy,
+    audit: &dyn Fn(&str, AuditApi) -> Result<AuditSourceConfig>,
+) -> Result<StreamConfig> {
+    let mut policy = global.clone();
+    if let Some(t) = &entry.initial_checkpoint {
+        policy.start_at = parse_time(t, "initial_checkpoint")?;
+    }
+    let secs = Duration::from_secs;
+    if let Some(s) = entry.poll_interval_seconds {
+        policy.poll_interval = secs(s);
+    }
+    if let Some(s) = entry.settle_delay_seconds {
+        policy.settle_delay = secs(s);
+    }
+    if let Some(s) = entry.lookback_seconds {
+        policy.lookback = secs(s);
+        policy.max_span = policy.max_span.max(policy.lookback + secs(60));
+    }
+    if let Some(s) = entry.max_span_seconds {
+        policy.max_span = secs(s);
+    }
+    if entry.batch_max_events.is_some() || entry.batch_max_bytes.is_some() {
+        policy.limits = BatchLimits::new(
+            entry.batch_max_events.unwrap_or(policy.limits.max_events()),
+            entry.batch_max_bytes.unwrap_or(policy.limits.max_bytes()),
+        )?;
+    }
+    policy.validate()?;
+    let source = match entry.kind {
+        StreamKind::Audit => {
+            let account = entry
+                .account
+                .as_deref()
+                .context("`account = \"<account id>\"` is required for kind = \"audit\"")?;
+            let api = match &entry.api {
+                Some(a) => parse_api(a, "api")?,
+                None => AuditApi::V1,
+            };
+            let mut c = audit(account, api)?;
+            if let Some(n) = entry.per_page {
+                c.per_page = PerPage::new(n)?;
+            }
+            if let Some(h) = entry.hide_user_logs {
+                c.hide_user_logs = h;
+            }
+            SourceConfig::Audit(c)
+        }
+    };
+    Ok(StreamConfig { source, policy })
+}
+
+/// PostgreSQL when any of its settings is given (a missing piece is then an error naming it,
+/// never a silent fall back to the embedded default); else SQLite under `data_dir`.
+fn analytics(raw: &Raw, data_dir: &Path) -> Result<Analytics> {
+    use cflogs_postgres::{PgSslMode, PostgresConfig, TimescaleConfig, TimescaleMode};
+    let any_pg = raw.database_url.is_some()
+        || raw.pg_host.is_some()
+        || raw.pg_port.is_some()
+        || raw.pg_database.is_some()
+        || raw.pg_user.is_some()
+        || raw.pg_password.is_some()
+        || raw.pg_sslmode.is_some()
+        || raw.pg_pool_size.is_some()
+        || raw.pg_connect_timeout_seconds.is_some()
+        || raw.pg_write_parallelism.is_some()
+        || raw.timescaledb.is_some()
+        || raw.timescaledb_retention_days.is_some()
+        || raw.timescaledb_compress_after_days.is_some();
+    if !any_pg {
+        let path = raw
+            .cflogs_sqlite_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cflogs.sqlite3"));
+        return Ok(Analytics::Sqlite(cflogs_sqlite::SqliteConfig::new(path)));
+    }
+    let mut pg = if let Some(url) = &raw.database_url {
+        PostgresConfig::from_url(&Secret::new(url.clone()))?
+    } else {
+        let Some(host) = &raw.pg_host else {
+            bail!(
+                "neither DATABASE_URL nor PG_HOST is set: set \
+                 DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DATABASE, or PG_HOST, PG_PORT, \
+                 PG_DATABASE, PG_USER and PG_PASSWORD"
+            );
+        };
+        let database = raw.pg_database.as_deref().context(
+            "PG_DATABASE is not set: set it to the database name, e.g. PG_DATABASE=cflogs",
+        )?;
+        let user = raw
+            .pg_user
+            .as_deref()
+            .context("PG_USER is not set: set it to the PostgreSQL role to connect as")?;
+        PostgresConfig::from_parts(
+            host,
+            raw.pg_port.unwrap_or(5432),
+            database,
+            user,
+            raw.pg_password.clone().map(Secret::new),
+        )
+    };
+    if let Some(mode) = &raw.pg_sslmode {
+        let mode = PgSslMode::from_str(mode).map_err(|_| {
+            anyhow!(
+                "PG_SSLMODE {mode:?} is not one of disable, allow, prefer, require, verify-ca, \
+                 verify-full"
+            )
+        })?;
+        pg = pg.with_ssl_mode(mode);
+    }
+    if let Some(n) = raw.pg_pool_size {
+        pg = pg.with_pool_size(n).map_err(|e| named("PG_POOL_SIZE", e))?;
+    }
+    if let Some(secs) = raw.pg_connect_timeout_seconds {
+        if secs == 0 {
+            bail!("PG_CONNECT_TIMEOUT_SECONDS must be at least 1");
+        }
+        pg = pg.with_connect_timeout(Duration::from_secs(secs));
+    }
+    if let Some(n) = raw.pg_write_parallelism {
+        pg = pg
+            .with_write_parallelism(n)
+            .map_err(|e| named("PG_WRITE_PARALLELISM", e))?;
+    }
+    let mut timescale = TimescaleConfig::default();
+    if let Some(mode) = &raw.timescaledb {
+        timescale.mode = TimescaleMode::from_str(mode)?;
+    }
+    let days = |name: &str, days: Option<u32>| -> Result<Option<Duration>> {
+        match days {
+            None => Ok(None),
+            Some(0) => bail!("{name} must be at least 1 day"),
+            Some(d) => Ok(Some(Duration::from_secs(86_400 * u64::from(d)))),
+        }
+    };
+    timescale.retention = days("TIMESCALEDB_RETENTION_DAYS", raw.timescaledb_retention_days)?;
+    timescale.compress_after = days(
+        "TIMESCALEDB_COMPRESS_AFTER_DAYS",
+        raw.timescaledb_compress_after_days,
+    )?;
+    Ok(Analytics::Postgres(Box::new(pg.with_timescale(timescale))))
+}
+
+/// `CFLOGS_ARCHIVE_URL`, else S3 when any `S3_*` setting is given, else a directory under
+/// `data_dir`.
+fn archive(raw: &Raw, data_dir: &Path) -> Result<cflogs_s3::ArchiveConfig> {
+    use cflogs_s3::{Addressing, ArchiveConfig, LockMode, ObjectLock};
+    let connection = raw.s3_endpoint.is_some()
+        || raw.s3_region.is_some()
+        || raw.s3_access_key.is_some()
+        || raw.s3_secret_key.is_some()
+        || raw.s3_session_token.is_some()
+        || raw.s3_path_style.is_some()
+        || raw.s3_object_lock_mode.is_some()
+        || raw.s3_object_lock_days.is_some();
+    let mut config = if let Some(url) = &raw.cflogs_archive_url {
+        ArchiveConfig::from_url(url).map_err(|e| named("CFLOGS_ARCHIVE_URL", e))?
+    } else if connection || raw.s3_bucket.is_some() || raw.s3_prefix.is_some() {
+        let bucket = raw
+            .s3_bucket
+            .as_deref()
+            .context("S3_BUCKET is not set: set it to the archive bucket's name")?;
+        ArchiveConfig::s3(bucket, raw.s3_prefix.as_deref().unwrap_or(""))
+            .map_err(|e| named("S3_BUCKET or S3_PREFIX", e))?
+    } else {
+        return Ok(ArchiveConfig::file(data_dir.join("archive")));
+    };
+    if let Some(endpoint) = &raw.s3_endpoint {
+        config = config
+            .with_endpoint(endpoint)
+            .map_err(|e| named("S3_ENDPOINT", e))?;
+    }
+    if let Some(region) = &raw.s3_region {
+        config = config.with_region(region.clone());
+    }
+    match (&raw.s3_access_key, &raw.s3_secret_key) {
+        (Some(key), Some(secret)) => {
+            config = config.with_credentials(key.clone(), Secret::new(secret.clone()));
+        }
+        (None, None) => {}
+        (Some(_), None) => bail!(
+            "S3_ACCESS_KEY is set but S3_SECRET_KEY is not: set both, or neither to use the AWS \
+             default credential chain"
+        ),
+        (None, Some(_)) => bail!(
+            "S3_SECRET_KEY is set but S3_ACCESS_KEY is not: set both, or neither to use the AWS \
+             default credential chain"
+        ),
+    }
+    if let Some(token) = &raw.s3_session_token {
+        config.s3.session_token = Some(Secret::new(token.clone()));
+    }
+    if let Some(path_style) = raw.s3_path_style {
+        config = config.with_addressing(if path_style {
+            Addressing::Path
+        } else {
+            Addressing::VirtualHosted
+        });
+    }
+    match (&raw.s3_object_lock_mode, raw.s3_object_lock_days) {
+        (None, None) => {}
+        (Some(mode), Some(days)) => {
+            let mode = match mode.to_ascii_lowercase().as_str() {
+                "governance" => LockMode::Governance,
+                "compliance" => LockMode::Compliance,
+                _ => bail!(
+                    "S3_OBJECT_LOCK_MODE {mode:?} is not a mode: set governance or compliance"
+                ),
+            };
+            if days == 0 {
+                bail!("S3_OBJECT_LOCK_DAYS must be at least 1");
+            }
+            config = config.with_object_lock(Some(ObjectLock {
+                mode,
+                retain_for: Duration::from_secs(86_400 * u64::from(days)),
+            }));
+        }
+        _ => bail!(
+            "S3_OBJECT_LOCK_MODE and S3_OBJECT_LOCK_DAYS go together: set both, or neither for \
+             no Object Lock retention"
+        ),
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -538,8 +966,8 @@ mod tests {
             ("CLOUDFLARE_ACCOUNT_ID", "a1, a2, a1".to_owned()),
         ]);
         let config = Config::from_settings(&s, now()).unwrap();
-        let ids: Vec<&str> = config.accounts.iter().map(|a| a.account.as_str()).collect();
-        assert_eq!(ids, ["a1", "a2"]);
+        let ids: Vec<String> = config.streams.iter().map(|s| s.id().to_string()).collect();
+        assert_eq!(ids, ["audit-v1/account/a1", "audit-v1/account/a2"]);
     }
 
     #[test]
@@ -597,21 +1025,14 @@ mod tests {
     }
 
     #[test]
-    fn every_variable_read_is_declared() {
-        // Settings::load keeps only declared variables: one read but not declared would be
-        // silently ignored when it comes from the environment.
-        let source = include_str!("config.rs");
-        for part in source.split("get(\"").skip(1) {
-            let name = part.split('"').next().unwrap_or_default();
-            if name
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-                && !name.is_empty()
-            {
-                assert!(
-                    VARIABLES.iter().any(|(v, _)| *v == name),
-                    "{name} is read but not in VARIABLES"
-                );
+    fn every_declared_variable_is_a_setting() {
+        // Layer::vars keeps only declared variables and Raw rejects unknown keys: a variable
+        // declared but not read would be refused; one read but not declared, never seen.
+        for (name, _) in VARIABLES {
+            let s = Settings::from_pairs([(*name, "1".to_owned())]);
+            if let Err(e) = s.raw() {
+                let e = format!("{e:#}");
+                assert!(!e.contains("unknown key"), "{name}: {e}");
             }
         }
     }
@@ -624,7 +1045,7 @@ mod tests {
             ("CFLOGS_DATA_DIR", "/tmp/x".to_owned()),
         ]);
         let c = Config::from_settings(&s, now()).unwrap();
-        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.streams.len(), 2);
         assert!(matches!(c.analytics, Analytics::Sqlite(_)));
         assert!(
             c.archive.describe().contains("/tmp/x/archive"),
@@ -648,19 +1069,243 @@ mod tests {
     }
 
     #[test]
-    fn the_toml_file_rejects_unknown_keys_and_reads_accounts() {
+    fn the_toml_file_rejects_unknown_keys_and_reads_streams_with_their_policy() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cflogs.toml");
         std::fs::write(
             &path,
-            "poll_interval_seconds = 30\n[[accounts]]\nid = \"a1\"\napi = \"v2\"\n",
+            "cloudflare_api_token = \"t\"\npoll_interval_seconds = 30\n\
+             [[accounts]]\nid = \"a1\"\napi = \"v2\"\n\
+             [[streams]]\nkind = \"audit\"\naccount = \"a2\"\npoll_interval_seconds = 5\n\
+             lookback_seconds = 900\nbatch_max_events = 500\n\
+             initial_checkpoint = \"2026-11-01T00:00:00Z\"\n",
         )
         .unwrap();
         let s = Settings::load(None, Some(&path)).unwrap();
-        assert_eq!(s.get("POLL_INTERVAL_SECONDS").as_deref(), Some("30"));
-        assert_eq!(s.accounts[0].api, AuditApi::V2);
-        std::fs::write(&path, "pol_interval = 30\n").unwrap();
-        let e = format!("{:#}", Settings::load(None, Some(&path)).unwrap_err());
+        let c = Config::from_settings(&s, now()).unwrap();
+        let ids: Vec<String> = c.streams.iter().map(|s| s.id().to_string()).collect();
+        assert_eq!(ids, ["audit-v1/account/a2", "audit-v2/account/a1"]);
+        let (own, global) = (&c.streams[0].policy, &c.streams[1].policy);
+        assert_eq!(own.poll_interval, Duration::from_secs(5));
+        assert_eq!(own.lookback, Duration::from_secs(900));
+        assert!(own.max_span > own.lookback);
+        assert_eq!(own.limits.max_events(), 500);
+        assert_eq!(own.start_at.to_rfc3339(), "2026-11-01T00:00:00+00:00");
+        assert_eq!(global.poll_interval, Duration::from_secs(30));
+        assert_eq!(global.lookback, Duration::from_secs(300));
+
+        let error = |text: &str| {
+            std::fs::write(&path, format!("cloudflare_api_token = \"t\"\n{text}")).unwrap();
+            let s = Settings::load(None, Some(&path)).unwrap();
+            format!("{:#}", Config::from_settings(&s, now()).unwrap_err())
+        };
+        let e = error("pol_interval = 30\n");
         assert!(e.contains("unknown key `pol_interval`"), "{e}");
+        assert!(e.contains("cflogs.toml"), "{e}");
+        let e = error("[[streams]]\nkind = \"audit\"\naccount = \"a\"\npoll = 3\n");
+        assert!(
+            e.contains("[[streams]] #1") && e.contains("unknown key `poll`"),
+            "{e}"
+        );
+        let e = error("[[streams]]\nkind = \"logpull\"\n");
+        assert!(
+            e.contains("`logpull` is not one of") && e.contains("audit"),
+            "{e}"
+        );
+        let e = error("[[streams]]\nkind = \"audit\"\n");
+        assert!(e.contains("[[streams]] #1") && e.contains("account"), "{e}");
+        let e = error("[[streams]]\nkind = \"audit\"\naccount = \"a\"\nlookback_seconds = \"x\"\n");
+        assert!(
+            e.contains("[[streams]] #1") && e.contains("whole number"),
+            "{e}"
+        );
+        let e = error(
+            "[[streams]]\nkind = \"audit\"\naccount = \"a\"\n\
+             [[streams]]\nkind = \"audit\"\naccount = \"a\"\npoll_interval_seconds = 9\n",
+        );
+        assert!(e.contains("configured twice"), "{e}");
+    }
+
+    #[test]
+    fn a_mistyped_secret_is_named_but_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cflogs.toml");
+        std::fs::write(&path, "pg_password = 123456789\n").unwrap();
+        let s = Settings::load(None, Some(&path)).unwrap();
+        let e = format!("{:#}", Config::from_settings(&s, now()).unwrap_err());
+        assert!(e.contains("PG_PASSWORD"), "{e}");
+        assert!(!e.contains("123456789"), "{e}");
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_bad_numbers_name_their_variable() {
+        let s = Settings::from_pairs([
+            ("CLOUDFLARE_API_TOKEN", "t".to_owned()),
+            ("CLOUDFLARE_ACCOUNT_ID", "abc".to_owned()),
+            ("PG_PORT", "70000".to_owned()),
+            ("PG_HOST", "127.0.0.1".to_owned()),
+        ]);
+        let e = format!("{:#}", Config::from_settings(&s, now()).unwrap_err());
+        assert!(e.contains("PG_PORT"), "{e}");
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let mut all = vec![
+            ("CLOUDFLARE_API_TOKEN", "t".to_owned()),
+            ("CLOUDFLARE_ACCOUNT_ID", "abc".to_owned()),
+        ];
+        all.extend(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Settings::from_pairs(all)
+    }
+
+    #[test]
+    fn s3_and_postgresql_variables_map_onto_the_adapters() {
+        use cflogs_s3::{Addressing, LockMode, ObjectLock};
+        let c = Config::from_settings(
+            &settings(&[
+                ("S3_BUCKET", "b"),
+                ("S3_PREFIX", "/p/q/"),
+                ("S3_ENDPOINT", "http://127.0.0.1:3900"),
+                ("S3_REGION", "garage"),
+                ("S3_ACCESS_KEY", "GK1"),
+                ("S3_SECRET_KEY", "s3cr3t-value"),
+                ("S3_OBJECT_LOCK_MODE", "Compliance"),
+                ("S3_OBJECT_LOCK_DAYS", "30"),
+                ("PG_HOST", "db"),
+                ("PG_DATABASE", "cflogs"),
+                ("PG_USER", "ingest"),
+                ("PG_POOL_SIZE", "9"),
+                ("TIMESCALEDB", "off"),
+                ("TIMESCALEDB_RETENTION_DAYS", "90"),
+            ]),
+            now(),
+        )
+        .unwrap();
+        let a = &c.archive;
+        assert_eq!(a.prefix, "p/q");
+        assert_eq!(a.s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(a.s3.region.as_deref(), Some("garage"));
+        assert_eq!(a.s3.addressing, Addressing::Path);
+        assert_eq!(
+            a.s3.secret_access_key.as_ref().map(|s| s.expose()),
+            Some("s3cr3t-value")
+        );
+        assert_eq!(
+            a.object_lock,
+            Some(ObjectLock {
+                mode: LockMode::Compliance,
+                retain_for: Duration::from_secs(30 * 86_400)
+            })
+        );
+        let Analytics::Postgres(pg) = &c.analytics else {
+            panic!("PG_HOST selects PostgreSQL");
+        };
+        assert_eq!(
+            (pg.host(), pg.port(), pg.database()),
+            ("db", 5432, "cflogs")
+        );
+        assert_eq!(pg.pool_size(), 9);
+        assert_eq!(pg.timescale().mode, cflogs_postgres::TimescaleMode::Off);
+        assert_eq!(
+            pg.timescale().retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        let vh = Config::from_settings(
+            &settings(&[("S3_BUCKET", "b"), ("S3_PATH_STYLE", "false")]),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(vh.archive.s3.addressing, Addressing::VirtualHosted);
+        let url = Config::from_settings(
+            &settings(&[
+                ("DATABASE_URL", "postgres://u@h:7/d"),
+                ("PG_HOST", "ignored"),
+            ]),
+            now(),
+        )
+        .unwrap();
+        let Analytics::Postgres(pg) = &url.analytics else {
+            panic!("DATABASE_URL selects PostgreSQL");
+        };
+        assert_eq!((pg.host(), pg.port(), pg.database()), ("h", 7, "d"));
+    }
+
+    #[test]
+    fn s3_and_postgresql_errors_name_the_variable_and_the_fix() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("S3_ACCESS_KEY", "k")], "S3_BUCKET is not set"),
+            (
+                &[("S3_BUCKET", "b"), ("S3_ACCESS_KEY", "k")],
+                "S3_SECRET_KEY is not",
+            ),
+            (
+                &[("S3_BUCKET", "b"), ("S3_SECRET_KEY", "k")],
+                "S3_ACCESS_KEY is not",
+            ),
+            (
+                &[("S3_BUCKET", "b"), ("S3_ENDPOINT", "ftp://x")],
+                "S3_ENDPOINT",
+            ),
+            (
+                &[("S3_BUCKET", "b"), ("S3_PATH_STYLE", "maybe")],
+                "S3_PATH_STYLE",
+            ),
+            (&[("S3_BUCKET", "b"), ("S3_PREFIX", "a//b")], "S3_PREFIX"),
+            (
+                &[
+                    ("S3_BUCKET", "b"),
+                    ("S3_OBJECT_LOCK_MODE", "strict"),
+                    ("S3_OBJECT_LOCK_DAYS", "1"),
+                ],
+                "governance or compliance",
+            ),
+            (
+                &[("S3_BUCKET", "b"), ("S3_OBJECT_LOCK_DAYS", "1")],
+                "go together",
+            ),
+            (&[("CFLOGS_ARCHIVE_URL", "gs://b")], "CFLOGS_ARCHIVE_URL"),
+            (&[("PG_USER", "u")], "PG_HOST"),
+            (&[("PG_HOST", "h"), ("PG_USER", "u")], "PG_DATABASE"),
+            (&[("PG_HOST", "h"), ("PG_DATABASE", "d")], "PG_USER"),
+            (&[("PG_HOST", "h"), ("PG_PORT", "54x")], "PG_PORT"),
+            (
+                &[("DATABASE_URL", "postgres://u@h/d"), ("PG_POOL_SIZE", "0")],
+                "PG_POOL_SIZE",
+            ),
+            (
+                &[
+                    ("DATABASE_URL", "postgres://u@h/d"),
+                    ("TIMESCALEDB", "maybe"),
+                ],
+                "TIMESCALEDB",
+            ),
+            (
+                &[("DATABASE_URL", "postgres://u@h/d"), ("PG_SSLMODE", "x")],
+                "PG_SSLMODE",
+            ),
+            (
+                &[("DATABASE_URL", "mysql://u:topsecret@h/d")],
+                "DATABASE_URL",
+            ),
+            (&[("CFLOGS_METRICS_ADDR", "here")], "CFLOGS_METRICS_ADDR"),
+            (
+                &[("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", "many")],
+                "CLOUDFLARE_RATE_LIMIT_PER_5_MIN",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = format!(
+                "{:#}",
+                Config::from_settings(&settings(pairs), now()).unwrap_err()
+            );
+            assert!(
+                got.contains(want),
+                "{pairs:?}: {got:?} does not say {want:?}"
+            );
+            assert!(
+                !got.contains("topsecret") && !got.contains("s3cr3t"),
+                "{got}"
+            );
+        }
     }
 }

@@ -5,10 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cflogs_core::WindowSource;
 use sqlx::Row;
 
-use crate::commands::catch_up;
 use crate::config::{Config, Settings};
 use crate::wiring::Wired;
 
@@ -57,18 +55,18 @@ pub async fn demo(data_dir: &Path, events: u64, hours: i64) -> Result<()> {
     let wired = Wired::connect(&config).await?;
     let started = std::time::Instant::now();
     let mut totals = (0, 0);
-    for source in &wired.sources {
-        let mut policy = config.policy.clone();
+    for stream in &wired.streams {
+        let mut policy = stream.policy.clone();
         policy.settle_delay = Duration::from_secs(0);
-        let mut pipeline = wired.pipeline(source, policy)?;
-        let p = catch_up(&mut pipeline, None, |_, _| {}).await?;
+        let mut pipeline = wired.pipeline(stream, policy)?;
+        let p = pipeline.catch_up(None, |_, _| {}).await?;
         totals = (totals.0 + p.events, totals.1 + p.quarantined);
         println!(
             "ingested {} events and quarantined {} malformed ones from {} in {:.1} s, in {} batches \
              ({} requests, {} retried after injected faults)",
             p.events,
             p.quarantined,
-            source.stream(),
+            stream.id(),
             started.elapsed().as_secs_f64(),
             p.batches,
             wired.client.stats().requests,

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use cflogs_cloudflare::{AuditLogSource, AuditSourceConfig, CloudflareClient, PerPage};
+use cflogs_cloudflare::{AuditLogSource, CloudflareClient, PerPage};
 use cflogs_core::{BatchLimits, FetchRequest, Window, WindowSource, error_chain};
 use cflogs_s3::object_store::{ObjectStoreExt, PutPayload};
 
-use crate::config::{Analytics, Config};
+use crate::config::{Analytics, Config, SourceConfig};
 
 fn line(ok: bool, what: &str, detail: &str) -> bool {
     println!("{} {what}: {detail}", if ok { "PASS" } else { "FAIL" });
@@ -48,8 +48,9 @@ pub async fn doctor(config: &Config) -> Result<bool> {
                 Err(e) => line(false, "cloudflare credentials", &error_chain(&e)),
             };
             let now = chrono::Utc::now();
-            for account in &config.accounts {
-                let mut c = AuditSourceConfig::new(account.account.clone(), account.api);
+            for stream in &config.streams {
+                let SourceConfig::Audit(audit) = &stream.source;
+                let mut c = audit.clone();
                 c.per_page = PerPage::new(1)?;
                 let source = AuditLogSource::new(client.clone(), c);
                 let window = Window::new(now - chrono::Duration::hours(1), now)?;

@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "cflogs", version, about, long_about)]
 struct Cli {
-    /// TOML file with settings and `[[accounts]]` tables (also CFLOGS_CONFIG).
+    /// TOML file with settings and `[[streams]]` tables (also CFLOGS_CONFIG).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// The .env file to read, if it exists.
@@ -46,11 +46,12 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Poll every configured account continuously; stop cleanly on Ctrl-C or SIGTERM.
+    /// Run every configured stream continuously, each supervised; stop cleanly on Ctrl-C or
+    /// SIGTERM.
     Run,
-    /// Catch every account up once and exit (for cron and tests).
+    /// Catch every stream up once and exit (for cron and tests).
     Once,
-    /// Read a past range for accounts cflogs has not read yet, with progress.
+    /// Read a past range for streams cflogs has not read yet, with progress.
     Backfill {
         /// Start (RFC 3339), e.g. 2026-11-01T00:00:00Z.
         #[arg(long)]
@@ -103,7 +104,7 @@ const PROCESS_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "CFLOGS_CONFIG",
-        "TOML file with settings and [[accounts]], like --config (process environment only)",
+        "TOML file with settings and [[streams]], like --config (process environment only)",
     ),
 ];
 
@@ -196,9 +197,9 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
         println!(
             "# streams: {}",
             config
-                .accounts
+                .streams
                 .iter()
-                .map(|a| cflogs_cloudflare::audit_stream_id(&a.account, a.api).to_string())
+                .map(|s| s.id().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         );

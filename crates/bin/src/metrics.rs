@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use cflogs_cloudflare::{ClientStats, CloudflareClient};
-use cflogs_core::{CycleObserver, CycleOutcome, CycleReport, Error};
+use cflogs_core::{
+    CycleObserver, CycleOutcome, CycleReport, Error, StreamHealth, StreamId, StreamMonitor,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -56,6 +58,9 @@ pub struct Metrics {
     client: Arc<CloudflareClient>,
     last_client: Mutex<ClientStats>,
     last_ok: Mutex<HashMap<String, Instant>>,
+    restarts: Family<StreamLabel, Counter>,
+    up: Family<StreamLabel, Gauge>,
+    health: Mutex<HashMap<String, StreamHealth>>,
     streams: Vec<String>,
     ready_within: Duration,
 }
@@ -127,6 +132,18 @@ impl Metrics {
             "Time spent waiting for the token's rate budget",
             budget_wait_seconds.clone(),
         );
+        let restarts = Family::<StreamLabel, Counter>::default();
+        registry.register(
+            "stream_restarts",
+            "Times a stream stopped with an error and was restarted by its supervisor",
+            restarts.clone(),
+        );
+        let up = Family::<StreamLabel, Gauge>::default();
+        registry.register(
+            "stream_up",
+            "1 while a stream is starting or running, 0 while it is restarting, fenced or stopped",
+            up.clone(),
+        );
         // Every stream's series exist from the start, at zero, so that `rate()` and alerts see
         // the first event and the first error (a series that appears with its first increment
         // hides that increment from `rate()`). The lag gauge waits for a real value.
@@ -138,6 +155,8 @@ impl Metrics {
             let _ = quarantined.get_or_create(&label);
             let _ = batches.get_or_create(&label);
             let _ = commit.get_or_create(&label);
+            let _ = restarts.get_or_create(&label);
+            let _ = up.get_or_create(&label);
             for kind in ERROR_KINDS {
                 let _ = cycle_errors.get_or_create(&ErrorLabel {
                     stream: stream.clone(),
@@ -165,6 +184,9 @@ impl Metrics {
             client,
             last_client: Mutex::new(ClientStats::default()),
             last_ok: Mutex::new(HashMap::new()),
+            restarts,
+            up,
+            health: Mutex::new(HashMap::new()),
             streams,
             ready_within,
         }
@@ -217,6 +239,58 @@ impl Metrics {
             .filter(|s| last.get(*s).is_none_or(|t| t.elapsed() > self.ready_within))
             .cloned()
             .collect()
+    }
+}
+
+impl Metrics {
+    /// Every stream's health, one line each (`stream: state[: detail]`), and whether all are
+    /// healthy (starting or running).
+    pub fn health(&self) -> (bool, String) {
+        let health = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut healthy = true;
+        let mut text = String::new();
+        for stream in &self.streams {
+            let state = health
+                .get(stream)
+                .cloned()
+                .unwrap_or(StreamHealth::Starting);
+            healthy &= state.is_healthy();
+            let detail = match &state {
+                StreamHealth::Restarting {
+                    restarts,
+                    error,
+                    retry_in,
+                } => format!(
+                    ": restart {restarts} in {:.1} s after: {error}",
+                    retry_in.as_secs_f64()
+                ),
+                StreamHealth::Fenced { error } => format!(": {error}"),
+                _ => String::new(),
+            };
+            text.push_str(&format!("{stream}: {}{detail}\n", state.as_str()));
+        }
+        (healthy, text)
+    }
+}
+
+impl StreamMonitor for Metrics {
+    fn health(&self, stream: &StreamId, health: &StreamHealth) {
+        let label = StreamLabel {
+            stream: stream.to_string(),
+        };
+        if matches!(health, StreamHealth::Restarting { .. }) {
+            self.restarts.get_or_create(&label).inc();
+        }
+        self.up
+            .get_or_create(&label)
+            .set(i64::from(health.is_healthy()));
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(label.stream, health.clone());
     }
 }
 
@@ -280,6 +354,7 @@ pub async fn serve(
     })?;
     let bound = listener.local_addr()?;
     let m = metrics.clone();
+    let h = metrics.clone();
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -296,7 +371,21 @@ pub async fn serve(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let m = h.clone();
+                async move {
+                    let (healthy, text) = m.health();
+                    let status = if healthy {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, text)
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

@@ -1,16 +1,43 @@
-//! Builds the adapters a configuration names and injects them into pipelines.
+//! Builds the adapters a configuration names and injects them into pipelines: the one place
+//! that knows concrete adapter types. Commands see streams as `Arc<dyn EventSource>`.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use cflogs_cloudflare::{AuditLogSource, AuditSourceConfig, CloudflareClient};
+use cflogs_cloudflare::{AuditLogSource, CloudflareClient};
 use cflogs_core::{
-    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, Pipeline, Policy, SystemClock, WindowSource,
+    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, Pipeline, Policy, StreamId,
+    SystemClock,
 };
 use cflogs_s3::ParquetArchive;
 use tracing::info;
 
-use crate::config::{Analytics, Config};
+use crate::config::{Analytics, Config, SourceConfig, StreamConfig};
+
+/// One configured stream: its source and its policy.
+#[derive(Clone)]
+pub struct Stream {
+    /// The source, behind the port.
+    pub source: Arc<dyn EventSource>,
+    /// The stream's policy.
+    pub policy: Policy,
+}
+
+impl Stream {
+    /// The stream's id.
+    pub fn id(&self) -> &StreamId {
+        self.source.stream()
+    }
+}
+
+/// The source a stream's configuration names (the registry of source kinds).
+fn source(config: &StreamConfig, cloudflare: &Arc<CloudflareClient>) -> Arc<dyn EventSource> {
+    match &config.source {
+        SourceConfig::Audit(audit) => {
+            Arc::new(AuditLogSource::new(cloudflare.clone(), audit.clone())).into_event_source()
+        }
+    }
+}
 
 /// The adapters of one process, shared by its streams.
 pub struct Wired {
@@ -20,10 +47,10 @@ pub struct Wired {
     pub analytics: Arc<dyn AnalyticsSink>,
     /// The archive.
     pub archive: Arc<ParquetArchive>,
-    /// The Cloudflare client (one token).
+    /// The Cloudflare client (one token), shared by every Cloudflare stream.
     pub client: Arc<CloudflareClient>,
-    /// One source per configured account.
-    pub sources: Vec<Arc<AuditLogSource>>,
+    /// Every configured stream.
+    pub streams: Vec<Stream>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The SQLite database, when it is the embedded default.
@@ -65,14 +92,12 @@ impl Wired {
             .with_clock(clock.clone());
         info!(archive = %config.archive.describe(), "archive");
         let client = Arc::new(CloudflareClient::new(config.client.clone())?);
-        let sources = config
-            .accounts
+        let streams = config
+            .streams
             .iter()
-            .map(|a| {
-                let mut c = AuditSourceConfig::new(a.account.clone(), a.api);
-                c.per_page = config.per_page;
-                c.hide_user_logs = config.hide_user_logs;
-                Arc::new(AuditLogSource::new(client.clone(), c))
+            .map(|s| Stream {
+                source: source(s, &client),
+                policy: s.policy.clone(),
             })
             .collect();
         Ok(Self {
@@ -80,7 +105,7 @@ impl Wired {
             analytics,
             archive: Arc::new(archive),
             client,
-            sources,
+            streams,
             clock,
             sqlite,
         })
@@ -91,27 +116,23 @@ impl Wired {
     ///
     /// # Errors
     /// The store or the archive cannot be read.
-    pub async fn verify(&self) -> Result<Vec<(cflogs_core::StreamId, cflogs_s3::VerifyReport)>> {
-        let mut streams = Vec::with_capacity(self.sources.len());
-        for source in &self.sources {
-            let head = self
-                .store
-                .load(source.stream())
-                .await?
-                .map(|cp| cp.chain_head);
-            streams.push((source.stream().clone(), head));
+    pub async fn verify(&self) -> Result<Vec<(StreamId, cflogs_s3::VerifyReport)>> {
+        let mut streams = Vec::with_capacity(self.streams.len());
+        for stream in &self.streams {
+            let head = self.store.load(stream.id()).await?.map(|cp| cp.chain_head);
+            streams.push((stream.id().clone(), head));
         }
         let reports = self.archive.verify_streams(&streams).await?;
         Ok(streams.into_iter().map(|(s, _)| s).zip(reports).collect())
     }
 
-    /// A pipeline for `source` with `policy`.
+    /// A pipeline for `stream` with `policy`.
     ///
     /// # Errors
     /// An invalid policy.
-    pub fn pipeline(&self, source: &Arc<AuditLogSource>, policy: Policy) -> Result<Pipeline> {
+    pub fn pipeline(&self, stream: &Stream, policy: Policy) -> Result<Pipeline> {
         Ok(Pipeline::new(
-            source.clone().into_event_source(),
+            stream.source.clone(),
             self.store.clone(),
             self.analytics.clone(),
             self.archive.clone() as Arc<dyn ArchiveSink>,

@@ -146,6 +146,98 @@ async fn run_serves_metrics_and_health_and_stops_on_sigterm() {
     sim.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stream_is_restarted_and_reported_while_the_others_run() {
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let sim = common::start(common::simulator(
+        6,
+        TOKEN,
+        to - TimeDelta::hours(1),
+        to,
+        500,
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut env = common::sim_env(&sim, TOKEN);
+    env.retain(|(k, _)| *k != "CLOUDFLARE_ACCOUNT_ID");
+    env.extend([
+        // acc2 is not an account of the simulator: every read of it fails (404).
+        ("CLOUDFLARE_ACCOUNT_ID", "acc1,acc2".to_owned()),
+        (
+            "INITIAL_CHECKPOINT",
+            (to - TimeDelta::hours(2)).to_rfc3339(),
+        ),
+        ("POLL_INTERVAL_SECONDS", "1".to_owned()),
+        ("CFLOGS_METRICS_ADDR", format!("127.0.0.1:{port}")),
+    ]);
+    let mut child = KillOnDrop(
+        common::command(dir.path(), &env, &["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let want = sim.visible_ids("acc1").len() as f64;
+    let started = Instant::now();
+    let (mut ingested, mut restarts) = (0.0, 0.0);
+    let mut metrics = String::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some((_, m)) = get(port, "/metrics") {
+            ingested = sample(
+                &m,
+                "cflogs_events_ingested_total{stream=\"audit-v1/account/acc1\"}",
+            )
+            .unwrap_or(0.0);
+            restarts = sample(
+                &m,
+                "cflogs_stream_restarts_total{stream=\"audit-v1/account/acc2\"}",
+            )
+            .unwrap_or(0.0);
+            metrics = m;
+            if ingested >= want && restarts >= 2.0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ingested, want, "the healthy stream goes on: {metrics}");
+    assert!(
+        restarts >= 2.0,
+        "the failing stream is restarted: {metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "cflogs_stream_up{stream=\"audit-v1/account/acc1\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "cflogs_stream_up{stream=\"audit-v1/account/acc2\"}"
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+    let (status, health) = get(port, "/healthz").unwrap();
+    assert_eq!(status, 503, "{health}");
+    assert!(
+        health.contains("audit-v1/account/acc1: running"),
+        "{health}"
+    );
+    assert!(
+        health.contains("audit-v1/account/acc2: restarting"),
+        "{health}"
+    );
+    assert!(!health.contains(TOKEN), "{health}");
+    child.0.kill().unwrap();
+    let _ = child.0.wait();
+    sim.shutdown().await.unwrap();
+}
+
 /// A `cflogs run` that a failed assertion must not leave running (holding its port).
 struct KillOnDrop(std::process::Child);
 

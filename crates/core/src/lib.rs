@@ -35,7 +35,10 @@ pub use domain::{
     RecentId, Secret, StreamId, Timestamp, Window,
 };
 pub use error::{BoxError, Error, Result, error_chain};
-pub use pipeline::{CycleObserver, CycleOutcome, CycleReport, Pipeline, Policy};
+pub use pipeline::{
+    CycleObserver, CycleOutcome, CycleReport, Pipeline, PipelineFactory, Policy, Progress,
+    StreamHealth, StreamMonitor, Supervisor,
+};
 pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
     WriteReport,

@@ -2,6 +2,7 @@
 //! against the four ports only.
 
 mod policy;
+mod supervise;
 
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
@@ -19,6 +20,7 @@ use crate::error::{Error, Result, error_chain};
 use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
 
 pub use policy::Policy;
+pub use supervise::{PipelineFactory, Progress, StreamHealth, StreamMonitor, Supervisor};
 
 /// What one cycle did.
 #[derive(Clone, Debug, PartialEq, Eq)]
