@@ -21,111 +21,85 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 
-/// Every variable cflogs reads, with what it is for (`cflogs config` and errors print these).
-pub const VARIABLES: &[(&str, &str)] = &[
-    (
-        "CLOUDFLARE_API_TOKEN",
-        "API token with Account Settings Read (secret)",
-    ),
-    (
-        "CLOUDFLARE_API_EMAIL",
-        "legacy auth: account email (with CLOUDFLARE_API_KEY)",
-    ),
-    ("CLOUDFLARE_API_KEY", "legacy auth: global API key (secret)"),
-    (
-        "CLOUDFLARE_ACCOUNT_ID",
-        "account id, or several separated by commas",
-    ),
-    ("CLOUDFLARE_AUDIT_API", "v1 (default) or v2"),
-    (
-        "CLOUDFLARE_API_BASE_URL",
-        "API base URL (proxies, the simulator)",
-    ),
-    ("CLOUDFLARE_PER_PAGE", "page size, 1 to 1000 (default 1000)"),
-    (
-        "CLOUDFLARE_DIRECTION",
-        "accepted for compatibility; cflogs always reads ascending",
-    ),
-    (
-        "CLOUDFLARE_HIDE_USER_LOGS",
-        "true to leave out events by users (v1)",
-    ),
-    (
-        "CLOUDFLARE_SINCE_SAFETY_LAG_SECONDS",
-        "lookback before the watermark (default 300)",
-    ),
-    (
-        "CLOUDFLARE_REQUEST_TIMEOUT_SECONDS",
-        "timeout of one request (default 30)",
-    ),
-    (
-        "CLOUDFLARE_RATE_LIMIT_PER_5_MIN",
-        "request budget of the token (default 1200)",
-    ),
-    (
-        "POLL_INTERVAL_SECONDS",
-        "wait between polls once caught up (default 60)",
-    ),
-    (
-        "INITIAL_CHECKPOINT",
-        "RFC 3339 start of a new stream (default: now minus the poll interval)",
-    ),
-    (
-        "DATABASE_URL",
-        "postgres://… (else the PG_* variables; else SQLite)",
-    ),
-    ("PG_HOST", "PostgreSQL host"),
-    ("PG_PORT", "PostgreSQL port (default 5432)"),
-    ("PG_DATABASE", "PostgreSQL database"),
-    ("PG_USER", "PostgreSQL user"),
-    ("PG_PASSWORD", "PostgreSQL password (secret)"),
-    (
-        "PG_SSLMODE",
-        "disable, prefer, require, verify-ca, verify-full",
-    ),
-    ("PG_POOL_SIZE", "connections in the pool"),
-    ("PG_CONNECT_TIMEOUT_SECONDS", "connect timeout"),
-    ("PG_WRITE_PARALLELISM", "parallel COPY slices per batch"),
-    ("TIMESCALEDB", "auto (default), require or off"),
-    (
-        "TIMESCALEDB_RETENTION_DAYS",
-        "drop chunks older than this (TimescaleDB)",
-    ),
-    (
-        "TIMESCALEDB_COMPRESS_AFTER_DAYS",
-        "compress chunks older than this (TimescaleDB)",
-    ),
-    (
-        "CFLOGS_SQLITE_PATH",
-        "SQLite file when no PostgreSQL is configured",
-    ),
-    ("S3_BUCKET", "archive bucket (else a local directory)"),
-    ("S3_PREFIX", "key prefix in the bucket"),
-    ("S3_ENDPOINT", "S3 endpoint of MinIO, Garage, R2…"),
-    ("S3_REGION", "region"),
-    ("S3_ACCESS_KEY", "access key"),
-    ("S3_SECRET_KEY", "secret key (secret)"),
-    ("S3_SESSION_TOKEN", "session token (secret)"),
-    ("S3_PATH_STYLE", "true for path-style addressing"),
-    ("S3_OBJECT_LOCK_MODE", "governance or compliance"),
-    ("S3_OBJECT_LOCK_DAYS", "Object Lock retention in days"),
-    (
-        "CFLOGS_ARCHIVE_URL",
-        "archive as a URL: s3://bucket/prefix, file:///dir, memory://",
-    ),
-    (
-        "CFLOGS_DATA_DIR",
-        "where the embedded defaults live (default ./cflogs-data)",
-    ),
-    (
-        "CFLOGS_BATCH_MAX_EVENTS",
-        "events per batch (default 10000)",
-    ),
-    (
-        "CFLOGS_METRICS_ADDR",
-        "where `run` serves /metrics, /healthz and /readyz (default 127.0.0.1:9900; off)",
-    ),
-];
+/// Declares every variable once: its field in `Raw` (the lower-case name, which is also its
+/// key in the TOML file), its type and what it is for (`cflogs config --list`, errors).
+macro_rules! variables {
+    ($($field:ident: $ty:ty => $what:literal,)*) => {
+        /// Every variable cflogs reads (lower-case names; the variable is the upper-case name),
+        /// with what it is for.
+        const DECLARED: &[(&str, &str)] = &[$((stringify!($field), $what),)*];
+
+        /// The settings as the layers say them, before validation. No `Debug`: it holds
+        /// secrets.
+        #[derive(Default, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        struct Raw {
+            $($field: Option<$ty>,)*
+            accounts: Vec<AccountEntry>,
+            streams: Vec<StreamEntry>,
+        }
+    };
+}
+
+variables! {
+    cloudflare_api_token: String => "API token with Account Settings Read (secret)",
+    cloudflare_api_email: String => "legacy auth: account email (with CLOUDFLARE_API_KEY)",
+    cloudflare_api_key: String => "legacy auth: global API key (secret)",
+    cloudflare_account_id: String => "account id, or several separated by commas",
+    cloudflare_audit_api: String => "v1 (default) or v2",
+    cloudflare_api_base_url: String => "API base URL (proxies, the simulator)",
+    cloudflare_per_page: u32 => "page size, 1 to 1000 (default 1000)",
+    cloudflare_direction: String => "accepted for compatibility; cflogs always reads ascending",
+    cloudflare_hide_user_logs: bool => "true to leave out events by users (v1)",
+    cloudflare_since_safety_lag_seconds: u64 => "lookback before the watermark (default 300)",
+    cloudflare_request_timeout_seconds: u64 => "timeout of one request (default 30)",
+    cloudflare_rate_limit_per_5_min: u32 => "request budget of the token (default 1200)",
+    poll_interval_seconds: u64 => "wait between polls once caught up (default 60)",
+    initial_checkpoint: String => "RFC 3339 start of a new stream (default: now minus the poll interval)",
+    database_url: String => "postgres://… (else the PG_* variables; else SQLite)",
+    pg_host: String => "PostgreSQL host",
+    pg_port: u16 => "PostgreSQL port (default 5432)",
+    pg_database: String => "PostgreSQL database",
+    pg_user: String => "PostgreSQL user",
+    pg_password: String => "PostgreSQL password (secret)",
+    pg_sslmode: String => "disable, prefer, require, verify-ca, verify-full",
+    pg_pool_size: u32 => "connections in the pool",
+    pg_connect_timeout_seconds: u64 => "connect timeout",
+    pg_write_parallelism: u32 => "parallel COPY slices per batch",
+    timescaledb: String => "auto (default), require or off",
+    timescaledb_retention_days: u32 => "drop chunks older than this (TimescaleDB)",
+    timescaledb_compress_after_days: u32 => "compress chunks older than this (TimescaleDB)",
+    cflogs_sqlite_path: PathBuf => "SQLite file when no PostgreSQL is configured",
+    s3_bucket: String => "archive bucket (else a local directory)",
+    s3_prefix: String => "key prefix in the bucket",
+    s3_endpoint: String => "S3 endpoint of MinIO, Garage, R2…",
+    s3_region: String => "region",
+    s3_access_key: String => "access key",
+    s3_secret_key: String => "secret key (secret)",
+    s3_session_token: String => "session token (secret)",
+    s3_path_style: bool => "true for path-style addressing",
+    s3_object_lock_mode: String => "governance or compliance",
+    s3_object_lock_days: u32 => "Object Lock retention in days",
+    cflogs_archive_url: String => "archive as a URL: s3://bucket/prefix, file:///dir, memory://",
+    cflogs_data_dir: PathBuf => "where the embedded defaults live (default ./cflogs-data)",
+    cflogs_batch_max_events: usize => "events per batch (default 10000)",
+    cflogs_metrics_addr: String => "where `run` serves /metrics, /healthz and /readyz (default 127.0.0.1:9900; off)",
+}
+
+/// Every variable cflogs reads, upper case, with what it is for.
+pub fn variables() -> impl Iterator<Item = (String, &'static str)> {
+    DECLARED
+        .iter()
+        .map(|(field, what)| (field.to_ascii_uppercase(), *what))
+}
+
+/// What the variable `name` (any case) is for, if it is one of cflogs'.
+fn described(name: &str) -> Option<&'static str> {
+    DECLARED
+        .iter()
+        .find(|(field, _)| field.eq_ignore_ascii_case(name))
+        .map(|(_, what)| *what)
+}
 
 /// The variables whose values are never shown (`cflogs config`, errors).
 const SECRETS: &[&str] = &[
@@ -136,9 +110,9 @@ const SECRETS: &[&str] = &[
     "S3_SESSION_TOKEN",
 ];
 
-/// Whether `name` is one of cflogs' variables ([`VARIABLES`]).
+/// Whether `name` is one of cflogs' variables.
 fn is_declared(name: &str) -> bool {
-    VARIABLES.iter().any(|(declared, _)| *declared == name)
+    described(name).is_some()
 }
 
 /// One layer of settings for figment: name → value pairs (the environment, a `.env` file, the
@@ -252,6 +226,14 @@ impl Settings {
         }
     }
 
+    /// The keys some layer sets (lower case).
+    fn keys(&self) -> Vec<String> {
+        let data = self.figment.data().unwrap_or_default();
+        data.get(&Profile::Default)
+            .map(|dict| dict.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn raw(&self) -> Result<Raw> {
         self.figment.extract_lossy().map_err(explain)
     }
@@ -360,11 +342,8 @@ fn explain_one(e: &figment::Error) -> String {
     let hint = e
         .path
         .first()
-        .and_then(|k| {
-            let var = k.to_ascii_uppercase();
-            VARIABLES.iter().find(|(v, _)| *v == var)
-        })
-        .map(|(_, what)| format!(": {what}"))
+        .and_then(|k| described(k))
+        .map(|what| format!(": {what}"))
         .unwrap_or_default();
     match &e.kind {
         Kind::UnknownField(field, known) if e.path.is_empty() => {
@@ -404,56 +383,6 @@ fn explain_one(e: &figment::Error) -> String {
         }
         other => format!("{place}: {other}{hint}"),
     }
-}
-
-/// The settings as the layers say them, before validation. No `Debug`: it holds secrets.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Raw {
-    cloudflare_api_token: Option<String>,
-    cloudflare_api_email: Option<String>,
-    cloudflare_api_key: Option<String>,
-    cloudflare_account_id: Option<String>,
-    cloudflare_audit_api: Option<String>,
-    cloudflare_api_base_url: Option<String>,
-    cloudflare_per_page: Option<u32>,
-    cloudflare_direction: Option<String>,
-    cloudflare_hide_user_logs: Option<bool>,
-    cloudflare_since_safety_lag_seconds: Option<u64>,
-    cloudflare_request_timeout_seconds: Option<u64>,
-    cloudflare_rate_limit_per_5_min: Option<u32>,
-    poll_interval_seconds: Option<u64>,
-    initial_checkpoint: Option<String>,
-    database_url: Option<String>,
-    pg_host: Option<String>,
-    pg_port: Option<u16>,
-    pg_database: Option<String>,
-    pg_user: Option<String>,
-    pg_password: Option<String>,
-    pg_sslmode: Option<String>,
-    pg_pool_size: Option<u32>,
-    pg_connect_timeout_seconds: Option<u64>,
-    pg_write_parallelism: Option<u32>,
-    timescaledb: Option<String>,
-    timescaledb_retention_days: Option<u32>,
-    timescaledb_compress_after_days: Option<u32>,
-    cflogs_sqlite_path: Option<PathBuf>,
-    s3_bucket: Option<String>,
-    s3_prefix: Option<String>,
-    s3_endpoint: Option<String>,
-    s3_region: Option<String>,
-    s3_access_key: Option<String>,
-    s3_secret_key: Option<String>,
-    s3_session_token: Option<String>,
-    s3_path_style: Option<bool>,
-    s3_object_lock_mode: Option<String>,
-    s3_object_lock_days: Option<u32>,
-    cflogs_archive_url: Option<String>,
-    cflogs_data_dir: Option<PathBuf>,
-    cflogs_batch_max_events: Option<usize>,
-    cflogs_metrics_addr: Option<String>,
-    accounts: Vec<AccountEntry>,
-    streams: Vec<StreamEntry>,
 }
 
 /// `[[accounts]]`: an audit stream (the older spelling of `[[streams]] kind = "audit"`).
@@ -505,6 +434,11 @@ fn parse_time(text: &str, var: &str) -> Result<Timestamp> {
             anyhow!("{var} {text:?} is not an RFC 3339 time ({e}); e.g. 2026-11-01T00:00:00Z")
         })
 }
+
+/// Whether a layer sets a key that `select` picks (any PostgreSQL or S3 setting selects that
+/// service: a missing piece is then an error naming it, never a silent fall back to the
+/// embedded default).
+type Given<'a> = &'a dyn Fn(fn(&str) -> bool) -> bool;
 
 /// An adapter's error about `var`, with the variable named first.
 fn named(var: &str, e: impl std::fmt::Display) -> anyhow::Error {
@@ -574,8 +508,10 @@ impl Config {
             .cflogs_data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("./cflogs-data"));
-        let analytics = analytics(&raw, &data_dir)?;
-        let archive = archive(&raw, &data_dir)?;
+        let keys = settings.keys();
+        let given = |select: fn(&str) -> bool| keys.iter().any(|k| select(k));
+        let analytics = analytics(&raw, &given, &data_dir)?;
+        let archive = archive(&raw, &given, &data_dir)?;
         let metrics_addr = match raw.cflogs_metrics_addr.as_deref() {
             Some(v) if v.eq_ignore_ascii_case("off") => None,
             Some(v) => Some(v.parse().map_err(|_| {
@@ -775,21 +711,10 @@ fn stream_entry(
 
 /// PostgreSQL when any of its settings is given (a missing piece is then an error naming it,
 /// never a silent fall back to the embedded default); else SQLite under `data_dir`.
-fn analytics(raw: &Raw, data_dir: &Path) -> Result<Analytics> {
+fn analytics(raw: &Raw, given: Given<'_>, data_dir: &Path) -> Result<Analytics> {
     use cflogs_postgres::{PgSslMode, PostgresConfig, TimescaleConfig, TimescaleMode};
-    let any_pg = raw.database_url.is_some()
-        || raw.pg_host.is_some()
-        || raw.pg_port.is_some()
-        || raw.pg_database.is_some()
-        || raw.pg_user.is_some()
-        || raw.pg_password.is_some()
-        || raw.pg_sslmode.is_some()
-        || raw.pg_pool_size.is_some()
-        || raw.pg_connect_timeout_seconds.is_some()
-        || raw.pg_write_parallelism.is_some()
-        || raw.timescaledb.is_some()
-        || raw.timescaledb_retention_days.is_some()
-        || raw.timescaledb_compress_after_days.is_some();
+    let any_pg =
+        given(|k| k == "database_url" || k.starts_with("pg_") || k.starts_with("timescaledb"));
     if !any_pg {
         let path = raw
             .cflogs_sqlite_path
@@ -866,19 +791,12 @@ fn analytics(raw: &Raw, data_dir: &Path) -> Result<Analytics> {
 
 /// `CFLOGS_ARCHIVE_URL`, else S3 when any `S3_*` setting is given, else a directory under
 /// `data_dir`.
-fn archive(raw: &Raw, data_dir: &Path) -> Result<cflogs_s3::ArchiveConfig> {
+fn archive(raw: &Raw, given: Given<'_>, data_dir: &Path) -> Result<cflogs_s3::ArchiveConfig> {
     use cflogs_s3::{Addressing, ArchiveConfig, LockMode, ObjectLock};
-    let connection = raw.s3_endpoint.is_some()
-        || raw.s3_region.is_some()
-        || raw.s3_access_key.is_some()
-        || raw.s3_secret_key.is_some()
-        || raw.s3_session_token.is_some()
-        || raw.s3_path_style.is_some()
-        || raw.s3_object_lock_mode.is_some()
-        || raw.s3_object_lock_days.is_some();
+    let any_s3 = given(|k| k.starts_with("s3_"));
     let mut config = if let Some(url) = &raw.cflogs_archive_url {
         ArchiveConfig::from_url(url).map_err(|e| named("CFLOGS_ARCHIVE_URL", e))?
-    } else if connection || raw.s3_bucket.is_some() || raw.s3_prefix.is_some() {
+    } else if any_s3 {
         let bucket = raw
             .s3_bucket
             .as_deref()
@@ -1028,8 +946,8 @@ mod tests {
     fn every_declared_variable_is_a_setting() {
         // Layer::vars keeps only declared variables and Raw rejects unknown keys: a variable
         // declared but not read would be refused; one read but not declared, never seen.
-        for (name, _) in VARIABLES {
-            let s = Settings::from_pairs([(*name, "1".to_owned())]);
+        for (name, _) in variables() {
+            let s = Settings::from_pairs([(name.as_str(), "1".to_owned())]);
             if let Err(e) = s.raw() {
                 let e = format!("{e:#}");
                 assert!(!e.contains("unknown key"), "{name}: {e}");

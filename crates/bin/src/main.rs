@@ -92,7 +92,7 @@ enum Command {
 }
 
 /// The variables read from the process environment only (before the settings are loaded, so
-/// not from `.env` or the TOML file), listed by `config --list` after [`config::VARIABLES`].
+/// not from `.env` or the TOML file), listed by `config --list` after [`config::variables`].
 const PROCESS_VARIABLES: &[(&str, &str)] = &[
     (
         "CFLOGS_LOG",
@@ -178,7 +178,8 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
     }
     // The list of variables needs no settings: a broken .env or TOML file must not hide it.
     if let Command::Config { list: true } = &cli.command {
-        for (name, what) in config::VARIABLES.iter().chain(PROCESS_VARIABLES) {
+        let process = PROCESS_VARIABLES.iter().map(|(n, w)| ((*n).to_owned(), *w));
+        for (name, what) in config::variables().chain(process) {
             println!("{name:<38} {what}");
         }
         return Ok(ExitCode::SUCCESS);
