@@ -208,8 +208,10 @@ async fn a_dataset_defined_in_a_test_goes_through_sqlite_postgresql_and_parquet(
     let mut back = Vec::new();
     for object in &manifest.objects {
         assert!(
-            object.final_key.starts_with("cflogs/build_runs/year=2026/")
-                || object.final_key.starts_with("build_runs/year=2026/"),
+            object.final_key.starts_with(&format!(
+                "build_runs/stream={}/year=2026/",
+                stream.key_segment()
+            )),
             "{}",
             object.final_key
         );

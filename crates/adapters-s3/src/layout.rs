@@ -3,7 +3,7 @@
 //! verifies).
 //!
 //! ```text
-//! {dataset}/year=YYYY/month=MM/day=DD/hour=HH/part-{stream}-{seq:020}.parquet   events
+//! {dataset}/stream={stream}/year=YYYY/month=MM/day=DD/hour=HH/part-{stream}-{seq:020}.parquet   events
 //! _quarantine/{stream}/part-{seq:020}.parquet                                    quarantined records
 //! _manifests/{stream}/{seq:020}.json                                             manifests
 //! _staging/{stream}/{seq:020}-e{epoch:020}/{n:04}.parquet                        staged objects
@@ -13,6 +13,12 @@
 //! `{stream}` is [`StreamId::key_segment`] (no `/`). No final key starts with `_staging/`, so
 //! a staged key never equals a final key; the epoch in the staging directory keeps two
 //! instances apart.
+//!
+//! Releases before the `stream=` partition wrote events to
+//! `{dataset}/year=…/hour=HH/part-{stream}-{seq:020}.parquet`; manifests (immutable, chained)
+//! still name those keys. [`relocated`] maps such a key to its place in this layout, where
+//! `cflogs migrate` moves the object; readers and `verify` look there when the named key is
+//! gone, and the object's SHA-256 in the manifest still proves it.
 
 use cflogs_core::{Dataset, Epoch, StreamId, Timestamp};
 use chrono::{Datelike, Timelike};
@@ -24,11 +30,12 @@ pub const MANIFESTS: &str = "_manifests";
 /// Top folder of quarantined records.
 pub const QUARANTINE: &str = "_quarantine";
 
-/// The hive partition folder of the hour `t` falls in:
-/// `{dataset}/year=YYYY/month=MM/day=DD/hour=HH`.
-pub fn partition(dataset: &Dataset, t: Timestamp) -> String {
+/// The hive partition folder of a stream's events in the hour `t` falls in:
+/// `{dataset}/stream={stream}/year=YYYY/month=MM/day=DD/hour=HH`.
+pub fn partition(dataset: &Dataset, stream: &StreamId, t: Timestamp) -> String {
     format!(
-        "{dataset}/year={:04}/month={:02}/day={:02}/hour={:02}",
+        "{dataset}/stream={}/year={:04}/month={:02}/day={:02}/hour={:02}",
+        stream.key_segment(),
         t.year(),
         t.month(),
         t.day(),
@@ -38,7 +45,27 @@ pub fn partition(dataset: &Dataset, t: Timestamp) -> String {
 
 /// The final key of a stream's batch `seq` in the partition of `t`.
 pub fn data_key(dataset: &Dataset, t: Timestamp, stream: &StreamId, seq: u64) -> String {
-    format!("{}/{}", partition(dataset, t), data_file_name(stream, seq))
+    format!(
+        "{}/{}",
+        partition(dataset, stream, t),
+        data_file_name(stream, seq)
+    )
+}
+
+/// Where an earlier release's data key (`{dataset}/year=…/part-{stream}-{seq}.parquet`, no
+/// `stream=` partition) lives in this layout; `None` for any other key.
+pub fn relocated(key: &str) -> Option<String> {
+    let (dataset, rest) = key.split_once('/')?;
+    if dataset.starts_with('_') || !rest.starts_with("year=") {
+        return None;
+    }
+    let name = rest.rsplit('/').next()?;
+    let (segment, seq) = name
+        .strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .rsplit_once('-')?;
+    parse_seq(seq)?;
+    Some(format!("{dataset}/stream={segment}/{rest}"))
 }
 
 /// `part-{stream}-{seq:020}.parquet`.
@@ -124,8 +151,17 @@ mod tests {
         let t = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         assert_eq!(
             data_key(&Dataset::audit_logs(), t, &s, 7),
-            "audit_logs/year=2026/month=01/day=02/hour=03/part-audit-v1~account~abc-00000000000000000007.parquet"
+            "audit_logs/stream=audit-v1~account~abc/year=2026/month=01/day=02/hour=03/part-audit-v1~account~abc-00000000000000000007.parquet"
         );
+        let old = "audit_logs/year=2026/month=01/day=02/hour=03/part-audit-v1~account~abc-00000000000000000007.parquet";
+        assert_eq!(
+            relocated(old).as_deref(),
+            Some(data_key(&Dataset::audit_logs(), t, &s, 7).as_str())
+        );
+        let new = data_key(&Dataset::audit_logs(), t, &s, 7);
+        assert_eq!(relocated(&new), None, "a key of this layout stays");
+        assert_eq!(relocated(&quarantine_key(&s, 7)), None);
+        assert_eq!(relocated("audit_logs/year=2026/notes.txt"), None);
         assert_eq!(
             manifest_key(&s, 7),
             "_manifests/audit-v1~account~abc/00000000000000000007.json"

@@ -39,7 +39,7 @@ pub use config::{
 };
 pub use parquet::{EncodedObject, arrow_schema, encode_events};
 pub use read::{Decoded, decode_object};
-pub use sink::ParquetArchive;
+pub use sink::{ParquetArchive, RelocateReport};
 pub use store::build_store;
 pub use verify::{Finding, VerifyReport, verify, verify_streams};
 

@@ -161,8 +161,117 @@ impl ParquetArchive {
         key: &str,
         schema: &cflogs_core::DatasetSchema,
     ) -> Result<crate::read::Decoded> {
-        let bytes = self.get_bytes(&self.path(key)?).await?;
+        // An earlier release's key that `cflogs migrate` moved: read it where it went.
+        let mut path = self.path(key)?;
+        if let Some(moved) = layout::relocated(key)
+            && matches!(
+                self.store.head(&path).await,
+                Err(object_store::Error::NotFound { .. })
+            )
+        {
+            path = self.path(&moved)?;
+        }
+        let bytes = self.get_bytes(&path).await?;
         crate::read::decode_object(bytes, schema)
+    }
+
+    /// Every stream with a manifest chain in the archive (from the `_manifests/` folders).
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    pub async fn streams(&self) -> Result<Vec<StreamId>> {
+        let dir = self.path(layout::MANIFESTS)?;
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| {
+                ArchiveError::store("list", dir.as_ref(), e).into_core("archive streams")
+            })?;
+        let mut streams: Vec<StreamId> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .filter_map(|segment| StreamId::new(segment.replace('~', "/")).ok())
+            .collect();
+        streams.sort();
+        Ok(streams)
+    }
+
+    /// Moves the objects of `stream` that an earlier release wrote without the `stream=`
+    /// partition to their place in today's layout ([`layout::relocated`]): each is copied,
+    /// the copy's SHA-256 checked against the manifest, then the old key deleted. Manifests are
+    /// not touched (they are immutable and chained): readers and [`verify`] find a moved
+    /// object by the same mapping. Idempotent and safe to interrupt: a re-run finishes what a
+    /// crash left. An old key that cannot be deleted (Object Lock) is kept beside its copy.
+    ///
+    /// # Errors
+    /// The store fails, or an object does not match its manifest (run `cflogs verify`).
+    pub async fn relocate(&self, stream: &StreamId) -> Result<RelocateReport> {
+        let mut report = RelocateReport::default();
+        for manifest in self.manifests(stream).await? {
+            for o in &manifest.objects {
+                let Some(moved) = layout::relocated(&o.final_key) else {
+                    continue;
+                };
+                let (old, new) = (self.path(&o.final_key)?, self.path(&moved)?);
+                let digest = |path: Path| async move {
+                    digest_of(self.store.as_ref(), &path)
+                        .await
+                        .map_err(|e| e.into_core("archive relocate"))
+                };
+                let at_new = digest(new.clone()).await?;
+                if at_new != Some((o.sha256, o.bytes)) {
+                    match digest(old.clone()).await? {
+                        Some(found) if found == (o.sha256, o.bytes) => {}
+                        Some(_) => {
+                            return Err(Error::fatal(
+                                "archive relocate",
+                                format!(
+                                    "{} does not match its manifest (seq {}): run `cflogs verify`",
+                                    o.final_key, manifest.seq
+                                ),
+                            ));
+                        }
+                        None => {
+                            let there = if at_new.is_some() {
+                                "holds other bytes"
+                            } else {
+                                "is missing too"
+                            };
+                            return Err(Error::fatal(
+                                "archive relocate",
+                                format!(
+                                    "{} (seq {}) is missing and its place {moved} {there}: run \
+                                     `cflogs verify`",
+                                    o.final_key, manifest.seq
+                                ),
+                            ));
+                        }
+                    }
+                    self.store.copy(&old, &new).await.map_err(|e| {
+                        ArchiveError::store("copy", old.as_ref(), e).into_core("archive relocate")
+                    })?;
+                    if digest(new.clone()).await? != Some((o.sha256, o.bytes)) {
+                        return Err(Error::fatal(
+                            "archive relocate",
+                            format!("the copy of {} at {moved} does not match", o.final_key),
+                        ));
+                    }
+                    report.moved += 1;
+                } else {
+                    report.already += 1;
+                }
+                match self.store.delete(&old).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(key = %o.final_key, error = %e, "the old key could not be deleted (Object Lock?); it is kept beside its copy");
+                        report.kept += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
     }
 
     async fn get_bytes(&self, path: &Path) -> Result<Bytes> {
@@ -264,7 +373,11 @@ impl ParquetArchive {
         let mut by_hour: BTreeMap<String, Vec<&Event>> = BTreeMap::new();
         for e in &batch.events {
             by_hour
-                .entry(layout::partition(batch.dataset(), e.occurred_at))
+                .entry(layout::partition(
+                    batch.dataset(),
+                    &batch.stream,
+                    e.occurred_at,
+                ))
                 .or_default()
                 .push(e);
         }
@@ -364,6 +477,17 @@ pub(crate) async fn digest_of(
         size += chunk.len() as u64;
     }
     Ok(Some((Digest::from_bytes(hasher.finalize().into()), size)))
+}
+
+/// What [`ParquetArchive::relocate`] did for one stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelocateReport {
+    /// Objects copied to their place in today's layout.
+    pub moved: u64,
+    /// Objects found there already (moved by an earlier run).
+    pub already: u64,
+    /// Old keys that could not be deleted (kept beside their copy).
+    pub kept: u64,
 }
 
 #[async_trait]

@@ -362,27 +362,37 @@ async fn verify_listed(
     let mut listed: BTreeSet<String> = BTreeSet::new();
     for (seq, manifest) in &manifests {
         for o in &manifest.objects {
-            listed.insert(o.final_key.clone());
-            let path = object_path(prefix, &o.final_key)?;
-            match digest_of(store, &path)
-                .await
-                .map_err(|e| e.into_core("archive verify"))?
-            {
-                None => report.findings.push(Finding::MissingObject {
+            // The key the manifest names, and where `cflogs migrate` moves an earlier
+            // release's key: every copy present must match, and one must be.
+            let keys: Vec<String> = std::iter::once(o.final_key.clone())
+                .chain(layout::relocated(&o.final_key))
+                .collect();
+            let mut present = 0;
+            for key in keys {
+                listed.insert(key.clone());
+                let path = object_path(prefix, &key)?;
+                let Some((found, size)) = digest_of(store, &path)
+                    .await
+                    .map_err(|e| e.into_core("archive verify"))?
+                else {
+                    continue;
+                };
+                present += 1;
+                report.objects_checked += 1;
+                if found != o.sha256 || size != o.bytes {
+                    report.findings.push(Finding::ModifiedObject {
+                        seq: *seq,
+                        key,
+                        expected: o.sha256,
+                        found,
+                    });
+                }
+            }
+            if present == 0 {
+                report.findings.push(Finding::MissingObject {
                     seq: *seq,
                     key: o.final_key.clone(),
-                }),
-                Some((found, size)) => {
-                    report.objects_checked += 1;
-                    if found != o.sha256 || size != o.bytes {
-                        report.findings.push(Finding::ModifiedObject {
-                            seq: *seq,
-                            key: o.final_key.clone(),
-                            expected: o.sha256,
-                            found,
-                        });
-                    }
-                }
+                });
             }
         }
     }

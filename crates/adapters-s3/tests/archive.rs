@@ -429,3 +429,108 @@ async fn verify_streams_lists_once_and_reports_each_stream_as_verify_does() {
         reports[1]
     );
 }
+
+/// `published`, rewritten into the layout of releases before the `stream=` partition: data
+/// objects moved to `{dataset}/year=…/`, manifests naming those keys, chained again.
+async fn earlier_release(backend: Backend, test: &str) -> (Published, Vec<String>) {
+    let mut p = published(backend, test).await;
+    let segment = format!("stream={}/", p.stream.key_segment());
+    let mut prev = Digest::GENESIS;
+    let mut old_keys = Vec::new();
+    for m in &mut p.manifests {
+        for o in &mut m.objects {
+            if o.final_key.starts_with('_') {
+                continue;
+            }
+            let old = o.final_key.replacen(&segment, "", 1);
+            let bytes = p.probe.object_bytes(&o.final_key).await;
+            p.probe.put(&old, bytes).await;
+            cflogs_core::testing::conformance::ArchiveProbe::delete(&p.probe, &o.final_key)
+                .await
+                .unwrap();
+            assert_eq!(
+                layout::relocated(&old).as_deref(),
+                Some(o.final_key.as_str())
+            );
+            o.final_key = old.clone();
+            old_keys.push(old);
+        }
+        m.prev = prev;
+        prev = m.hash();
+        p.probe
+            .put(
+                &layout::manifest_key(&p.stream, m.seq),
+                Bytes::from(m.canonical_bytes()),
+            )
+            .await;
+    }
+    p.head = prev;
+    let clean = p.archive.verify(&p.stream, Some(p.head)).await.unwrap();
+    assert!(clean.is_clean(), "the earlier layout verifies: {clean}");
+    (p, old_keys)
+}
+
+async fn relocation(backend: Backend) {
+    let (p, old_keys) = earlier_release(backend, "relocate").await;
+    assert_eq!(p.archive.streams().await.unwrap(), vec![p.stream.clone()]);
+    let r = p.archive.relocate(&p.stream).await.unwrap();
+    assert_eq!((r.moved, r.already, r.kept), (old_keys.len() as u64, 0, 0));
+    let keys = p.probe.keys().await;
+    for old in &old_keys {
+        assert!(!keys.contains(old), "{old} still there: {keys:?}");
+        assert!(keys.contains(&layout::relocated(old).unwrap()), "{keys:?}");
+    }
+    let clean = p.archive.verify(&p.stream, Some(p.head)).await.unwrap();
+    assert!(
+        clean.is_clean(),
+        "moved objects verify by the manifest's hashes: {clean}"
+    );
+    // Read back through the key the manifest names.
+    let schema = cflogs_core::testing::samples::audit_schema();
+    match p.archive.read_object(&old_keys[0], &schema).await.unwrap() {
+        cflogs_s3::Decoded::Events(events) => assert!(!events.is_empty()),
+        cflogs_s3::Decoded::Quarantined(_) => panic!("a data object"),
+    }
+    // Again: nothing left to move.
+    let r = p.archive.relocate(&p.stream).await.unwrap();
+    assert_eq!((r.moved, r.already), (0, old_keys.len() as u64));
+
+    // A moved object is as tamper-evident as before.
+    let moved = layout::relocated(&old_keys[1]).unwrap();
+    let mut bytes = p.probe.object_bytes(&moved).await.to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    p.probe.put(&moved, Bytes::from(bytes)).await;
+    let r = report(&p).await;
+    assert!(
+        matches!(&r.findings[..], [Finding::ModifiedObject { key, .. }] if *key == moved),
+        "{r}"
+    );
+    let e = cflogs_core::error_chain(&p.archive.relocate(&p.stream).await.unwrap_err());
+    assert!(
+        e.contains("holds other bytes") && e.contains("verify"),
+        "{e}"
+    );
+    cflogs_core::testing::conformance::ArchiveProbe::delete(&p.probe, &moved)
+        .await
+        .unwrap();
+    let r = report(&p).await;
+    assert!(
+        matches!(&r.findings[..], [Finding::MissingObject { key, .. }] if *key == old_keys[1]),
+        "{r}"
+    );
+    assert!(
+        p.archive.relocate(&p.stream).await.is_err(),
+        "an object missing at both keys is an error, not a silent skip"
+    );
+}
+
+#[tokio::test]
+async fn an_earlier_layout_is_relocated_and_still_verified_memory() {
+    relocation(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn an_earlier_layout_is_relocated_and_still_verified_garage() {
+    relocation(Backend::S3).await;
+}

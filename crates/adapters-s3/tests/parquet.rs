@@ -260,9 +260,9 @@ async fn events_are_split_by_the_hour_they_occurred_in() {
     assert_eq!(
         keys,
         [
-            "audit_logs/year=2026/month=11/day=30/hour=23/part-rt~hours-00000000000000000001.parquet",
-            "audit_logs/year=2026/month=12/day=01/hour=00/part-rt~hours-00000000000000000001.parquet",
-            "audit_logs/year=2026/month=12/day=01/hour=01/part-rt~hours-00000000000000000001.parquet",
+            "audit_logs/stream=rt~hours/year=2026/month=11/day=30/hour=23/part-rt~hours-00000000000000000001.parquet",
+            "audit_logs/stream=rt~hours/year=2026/month=12/day=01/hour=00/part-rt~hours-00000000000000000001.parquet",
+            "audit_logs/stream=rt~hours/year=2026/month=12/day=01/hour=01/part-rt~hours-00000000000000000001.parquet",
         ]
     );
     assert_eq!(

@@ -189,7 +189,9 @@ pub async fn verify(config: &Config) -> Result<bool> {
     Ok(clean)
 }
 
-/// `cflogs migrate`: applies the schema.
+/// `cflogs migrate`: applies the database schema, then moves every stream's archive objects
+/// that an earlier release wrote without the `stream=` partition to today's layout
+/// (checkpoints, rows and manifest chains are left as they are). Idempotent.
 pub async fn migrate(config: &Config) -> Result<()> {
     match &config.analytics {
         crate::config::Analytics::Postgres(pg) => {
@@ -205,6 +207,23 @@ pub async fn migrate(config: &Config) -> Result<()> {
             crate::wiring::open_sqlite(lite).await?;
             println!("SQLite {}: schema up to date", lite.path().display());
         }
+    }
+    let archive = cflogs_s3::ParquetArchive::open(&config.archive)?;
+    // Every chain in the archive, configured or not: a stream dropped from the configuration
+    // keeps its history, in the same layout as the others.
+    let mut streams = archive.streams().await?;
+    for stream in &config.streams {
+        if !streams.contains(&stream.id()) {
+            streams.push(stream.id());
+        }
+    }
+    for stream in streams {
+        let r = archive.relocate(&stream).await?;
+        println!(
+            "archive {stream}: {} objects moved to the stream= partition, {} already there, {} \
+             old keys kept (could not be deleted)",
+            r.moved, r.already, r.kept
+        );
     }
     Ok(())
 }

@@ -49,7 +49,8 @@ pub fn sample_manifest(stream: &StreamId, seq: u64, epoch: Epoch, prev: Digest) 
         quarantined: 0,
         objects: vec![ManifestObject {
             final_key: format!(
-                "audit_logs/year=2026/part-{}-{seq}.parquet",
+                "audit_logs/stream={}/year=2026/part-{}-{seq}.parquet",
+                stream.key_segment(),
                 stream.key_segment()
             ),
             staged_key: format!(

@@ -477,7 +477,7 @@ struct ArchivedRecord {
 }
 
 /// An archive in memory: NDJSON objects in a map, with the key layout of the real archive
-/// (`{dataset}/year=…/hour=…/part-{stream}-{seq}`, `_staging/…`, `_manifests/…`).
+/// (`{dataset}/stream={stream}/year=…/hour=…/part-{stream}-{seq}`, `_staging/…`, `_manifests/…`).
 #[derive(Debug)]
 pub struct MemoryArchive {
     clock: Arc<dyn Clock>,
@@ -658,8 +658,9 @@ impl ArchiveSink for MemoryArchive {
         for e in &batch.events {
             let t = e.occurred_at;
             let partition = format!(
-                "{}/year={:04}/month={:02}/day={:02}/hour={:02}",
+                "{}/stream={}/year={:04}/month={:02}/day={:02}/hour={:02}",
                 batch.dataset(),
+                batch.stream.key_segment(),
                 t.year(),
                 t.month(),
                 t.day(),
