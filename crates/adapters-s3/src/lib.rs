@@ -28,6 +28,7 @@ mod error;
 pub mod layout;
 pub mod parquet;
 mod read;
+mod rehydrate;
 mod sink;
 mod store;
 mod upload;
@@ -39,6 +40,7 @@ pub use config::{
 };
 pub use parquet::{EncodedObject, arrow_schema, encode_events};
 pub use read::{Decoded, decode_object};
+pub use rehydrate::RehydrateReport;
 pub use sink::{ParquetArchive, RelocateReport};
 pub use store::build_store;
 pub use verify::{Finding, VerifyReport, verify, verify_streams};

@@ -232,41 +232,24 @@ pub async fn migrate(config: &Config) -> Result<()> {
 /// the analytics store. Idempotent: what is already there is left alone.
 pub async fn rehydrate(config: &Config) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    for configured in &wired.streams {
-        let (stream, source) = (configured.id(), &configured.source);
-        let manifests = wired.archive.manifests(stream).await?;
-        let (mut inserted, mut duplicates, mut quarantined, mut objects) = (0, 0, 0, 0);
-        for m in &manifests {
-            // The stream's schema; a batch of another dataset (a stream whose dataset changed)
-            // is read with that dataset's built-in schema.
-            let schema = if source.schema().dataset() == &m.dataset {
-                source.schema().clone()
-            } else {
-                std::sync::Arc::new(cflogs_core::DatasetSchema::builtin(&m.dataset))
-            };
-            for o in &m.objects {
-                let (events, q) = match wired.archive.read_object(&o.final_key, &schema).await? {
-                    cflogs_s3::Decoded::Events(e) => (e, Vec::new()),
-                    cflogs_s3::Decoded::Quarantined(q) => (Vec::new(), q),
-                };
-                let batch = cflogs_core::Batch {
-                    stream: stream.clone(),
-                    schema: schema.clone(),
-                    window: m.window,
-                    events,
-                    quarantined: q,
-                };
-                let report = wired.analytics.write(&batch).await?;
-                inserted += report.inserted;
-                duplicates += report.duplicates;
-                quarantined += report.quarantined;
-                objects += 1;
-            }
-        }
+    for stream in &wired.streams {
+        let r = wired
+            .archive
+            .rehydrate(
+                stream.id(),
+                stream.source.schema(),
+                wired.analytics.as_ref(),
+            )
+            .await?;
         println!(
-            "{stream}: {} batches and {objects} objects read back; {inserted} events inserted, \
-             {duplicates} already present, {quarantined} quarantined records inserted",
-            manifests.len()
+            "{}: {} batches and {} objects read back; {} events inserted, {} already present, \
+             {} quarantined records inserted",
+            stream.id(),
+            r.batches,
+            r.objects,
+            r.inserted,
+            r.duplicates,
+            r.quarantined
         );
     }
     Ok(())
