@@ -1,13 +1,11 @@
 //! The HTTP client: one per API token, shared by every stream of that token.
 
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::{Bytes, BytesMut};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
@@ -15,6 +13,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::budget::SlidingWindow;
 use crate::config::{ClientConfig, Credentials};
 use crate::error::{Error, Result};
 
@@ -35,6 +34,10 @@ pub struct ClientStats {
     pub budget_waits: u64,
     /// Total time spent waiting for the rate budget, in milliseconds.
     pub budget_wait_ms: u64,
+    /// Requests the budget lets start now (0 while requests wait for it).
+    pub budget_remaining: u64,
+    /// The budget: requests per window.
+    pub budget_limit: u64,
 }
 
 #[derive(Default)]
@@ -85,7 +88,7 @@ pub struct CloudflareClient {
     http: reqwest::Client,
     base: reqwest::Url,
     config: ClientConfig,
-    limiter: DefaultDirectRateLimiter,
+    budget: SlidingWindow,
     paused_until: Mutex<Option<Instant>>,
     counters: Counters,
 }
@@ -243,20 +246,16 @@ impl CloudflareClient {
             .user_agent(concat!("cflogs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        let budget = config.rate_budget;
-        // GCRA allows `burst` at once, then one request per period: at most
-        // burst + window / period requests in any window. Keep that under the budget, with 1%
-        // slack for clock differences between us and Cloudflare.
-        let burst = (budget.requests() / 20).clamp(1, 20);
-        let steady = (budget.requests() - burst).max(1);
-        let period = budget.per().mul_f64(1.01) / steady;
-        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-            .ok_or_else(|| Error::Config("the rate budget period is too short".into()))?
-            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        // Cloudflare's rule: at most N requests in any window. Counted at our start times,
+        // with 1% more window for the time requests take to arrive and for clock differences.
+        let budget = SlidingWindow::new(
+            config.rate_budget.requests(),
+            config.rate_budget.per().mul_f64(1.01),
+        );
         Ok(Self {
             http,
             base,
-            limiter: RateLimiter::direct(quota),
+            budget,
             paused_until: Mutex::new(None),
             counters: Counters::default(),
             config,
@@ -280,6 +279,8 @@ impl CloudflareClient {
             broken_bodies: get(&c.broken_bodies),
             budget_waits: get(&c.budget_waits),
             budget_wait_ms: get(&c.budget_wait_ms),
+            budget_remaining: self.budget.remaining(),
+            budget_limit: self.budget.limit(),
         }
     }
 
@@ -395,7 +396,7 @@ impl CloudflareClient {
         if let Some(until) = pause {
             tokio::time::sleep_until(until).await;
         }
-        self.limiter.until_ready().await;
+        self.budget.acquire().await;
         let waited = started.elapsed();
         if waited >= Duration::from_millis(1) {
             bump(&self.counters.budget_waits);

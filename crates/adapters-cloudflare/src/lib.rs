@@ -10,12 +10,14 @@
 //! Secrets live in [`Secret`], whose `Debug` and `Display` print `***`: they never reach logs,
 //! errors or panics.
 
+mod budget;
 mod client;
 mod config;
 mod error;
 mod mapping;
 mod source;
 
+pub use budget::SlidingWindow;
 pub use client::{ClientStats, CloudflareClient};
 pub use config::{
     AccountId, AuditApi, AuditSourceConfig, ClientConfig, Credentials, PerPage, RateBudget, Secret,

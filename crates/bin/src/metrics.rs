@@ -55,6 +55,8 @@ pub struct Metrics {
     retries: Counter,
     budget_waits: Counter,
     budget_wait_seconds: Counter<f64, AtomicU64>,
+    budget_remaining: Gauge,
+    budget_limit: Gauge,
     client: Arc<CloudflareClient>,
     last_client: Mutex<ClientStats>,
     last_ok: Mutex<HashMap<String, Instant>>,
@@ -132,6 +134,18 @@ impl Metrics {
             "Time spent waiting for the token's rate budget",
             budget_wait_seconds.clone(),
         );
+        let budget_remaining = Gauge::default();
+        registry.register(
+            "rate_budget_remaining",
+            "Requests the token's budget lets start now (0 while requests wait for it)",
+            budget_remaining.clone(),
+        );
+        let budget_limit = Gauge::default();
+        registry.register(
+            "rate_budget_requests",
+            "The token's budget: requests in any sliding window of 5 minutes",
+            budget_limit.clone(),
+        );
         let restarts = Family::<StreamLabel, Counter>::default();
         registry.register(
             "stream_restarts",
@@ -181,6 +195,8 @@ impl Metrics {
             retries,
             budget_waits,
             budget_wait_seconds,
+            budget_remaining,
+            budget_limit,
             client,
             last_client: Mutex::new(ClientStats::default()),
             last_ok: Mutex::new(HashMap::new()),
@@ -216,6 +232,10 @@ impl Metrics {
             .inc_by(now.budget_waits - last.budget_waits);
         self.budget_wait_seconds
             .inc_by((now.budget_wait_ms - last.budget_wait_ms) as f64 / 1000.0);
+        self.budget_remaining
+            .set(i64::try_from(now.budget_remaining).unwrap_or(i64::MAX));
+        self.budget_limit
+            .set(i64::try_from(now.budget_limit).unwrap_or(i64::MAX));
         *last = now;
     }
 

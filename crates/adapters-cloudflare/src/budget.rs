@@ -1,0 +1,181 @@
+//! The token's request budget as Cloudflare counts it: at most `limit` requests in any sliding
+//! window of `window` (1200 in 5 minutes), spent as fast as the work needs.
+//!
+//! A token bucket or GCRA (what rate-limiting crates offer) either allows a small burst and
+//! then paces every request evenly, which makes a backlog wait for budget it has, or allows a
+//! large burst and then, refilling continuously, lets more than `limit` requests into some
+//! window. A log of the last `limit` start times is exact: a request starts at once while
+//! fewer than `limit` started in the last `window`, and otherwise when the oldest of them
+//! leaves the window. Memory is `limit` instants.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Admits `now` into the log `starts` (sorted start times) if fewer than `limit` started in
+/// `(now - window, now]`, and returns `Ok`; otherwise returns the earliest instant at which a
+/// start would be admitted. Starts that left the window are dropped.
+pub(crate) fn admit(
+    starts: &mut VecDeque<Instant>,
+    limit: usize,
+    window: Duration,
+    now: Instant,
+) -> Result<(), Instant> {
+    while let Some(first) = starts.front() {
+        if *first + window <= now {
+            starts.pop_front();
+        } else {
+            break;
+        }
+    }
+    if starts.len() < limit {
+        starts.push_back(now);
+        Ok(())
+    } else {
+        // The window is full: the next start is when the oldest of the last `limit` leaves it.
+        Err(starts[starts.len() - limit] + window)
+    }
+}
+
+/// A sliding-window request budget shared by every stream of one token. Waiters are served in
+/// arrival order (a fair queue), so streams share the budget evenly.
+#[derive(Debug)]
+pub struct SlidingWindow {
+    limit: usize,
+    window: Duration,
+    starts: tokio::sync::Mutex<VecDeque<Instant>>,
+}
+
+impl SlidingWindow {
+    /// At most `limit` (at least 1) starts in any `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        let limit = limit.max(1) as usize;
+        Self {
+            limit,
+            window,
+            starts: tokio::sync::Mutex::new(VecDeque::with_capacity(limit)),
+        }
+    }
+
+    /// Waits until a request may start and records its start; returns how long it waited.
+    pub async fn acquire(&self) -> Duration {
+        let arrived = Instant::now();
+        // Held while waiting: the next waiter (FIFO) gets its turn after this one started.
+        let mut starts = self.starts.lock().await;
+        loop {
+            let now = Instant::now();
+            match admit(&mut starts, self.limit, self.window, now) {
+                Ok(()) => return now.duration_since(arrived),
+                Err(at) => tokio::time::sleep_until(at).await,
+            }
+        }
+    }
+
+    /// Requests that may start now without waiting (0 while others wait).
+    pub fn remaining(&self) -> u64 {
+        match self.starts.try_lock() {
+            Ok(starts) => {
+                let now = Instant::now();
+                let recent = starts.iter().filter(|s| **s + self.window > now).count();
+                self.limit.saturating_sub(recent) as u64
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// The budget: requests per window.
+    pub fn limit(&self) -> u64 {
+        self.limit as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Starts granted to requests arriving at `arrivals` (ms after an origin, sorted), one
+    /// at a time in arrival order, as [`SlidingWindow::acquire`] grants them.
+    fn granted(arrivals: &[u64], limit: usize, window: Duration) -> (Instant, Vec<Instant>) {
+        let origin = Instant::now();
+        let mut log = VecDeque::new();
+        let mut out = Vec::new();
+        let mut free = origin;
+        for ms in arrivals {
+            // FIFO: a request is considered once it arrived and the one before it started.
+            let mut at = (origin + Duration::from_millis(*ms)).max(free);
+            loop {
+                match admit(&mut log, limit, window, at) {
+                    Ok(()) => break,
+                    Err(next) => {
+                        assert!(next > at, "a refusal names a later instant");
+                        at = next;
+                    }
+                }
+            }
+            out.push(at);
+            free = at;
+        }
+        (origin, out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn no_window_ever_holds_more_than_the_limit_and_no_request_waits_for_nothing(
+            limit in 1usize..40,
+            window_ms in 1u64..5_000,
+            mut arrivals in prop::collection::vec(0u64..20_000, 0..300),
+        ) {
+            arrivals.sort_unstable();
+            let window = Duration::from_millis(window_ms);
+            let (origin, starts) = granted(&arrivals, limit, window);
+            // Any `limit + 1` consecutive starts span at least the window.
+            for pair in starts.windows(limit + 1) {
+                prop_assert!(pair[limit] - pair[0] >= window);
+            }
+            for (i, (start, ms)) in starts.iter().zip(&arrivals).enumerate() {
+                let arrived = origin + Duration::from_millis(*ms);
+                prop_assert!(*start >= arrived);
+                if *start > arrived {
+                    // It waited: for the one before it, or because the window was full.
+                    let previous = i.checked_sub(1).map(|j| starts[j]);
+                    let full = i >= limit && starts[i - limit] + window == *start;
+                    prop_assert!(full || previous == Some(*start), "waited without cause");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_backlog_spends_the_whole_window_at_once_then_goes_at_the_sustainable_rate() {
+        let window = Duration::from_secs(300);
+        let arrivals = vec![0u64; 3_000];
+        let (origin, starts) = granted(&arrivals, 1_200, window);
+        assert!(
+            starts[..1_200].iter().all(|s| *s == origin),
+            "the first 1200 at once"
+        );
+        assert_eq!(starts[1_200], origin + window);
+        assert_eq!(starts[2_400], origin + window * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_waits_only_when_the_window_is_full() {
+        let budget = SlidingWindow::new(3, Duration::from_secs(10));
+        for _ in 0..3 {
+            assert_eq!(budget.acquire().await, Duration::ZERO);
+        }
+        assert_eq!(budget.remaining(), 0);
+        // The fourth starts when the first three leave the window, at 10 s.
+        assert_eq!(budget.acquire().await, Duration::from_secs(10));
+        assert_eq!(budget.remaining(), 2);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(budget.remaining(), 2);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(budget.remaining(), 3);
+    }
+}
