@@ -14,7 +14,8 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::domain::{
-    Batch, Checkpoint, Epoch, Event, EventId, Quarantined, Read, ReadRequest, StreamId, Timestamp,
+    Batch, Checkpoint, Epoch, Event, EventId, Position, Quarantined, Read, ReadRequest, StreamId,
+    Timestamp,
 };
 use crate::error::{Error, Result, error_chain};
 use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
@@ -126,6 +127,24 @@ pub struct Pipeline {
     cycles: u64,
     observer: Option<Arc<dyn CycleObserver>>,
     last_commit: Option<Duration>,
+    read_ahead: Option<ReadAhead>,
+}
+
+/// The next batch's read, started while the current batch is written, staged and committed:
+/// the read from the position the current batch will commit. A source's read depends only on
+/// its position, its request and what the source holds (the port's contract), so the answer
+/// is as good as one made after the commit; it is used only if the checkpoint the next cycle
+/// starts from is at that position, and dropped (the task aborted) otherwise. At most one
+/// batch is read ahead, so memory stays at two batches.
+struct ReadAhead {
+    at: Position,
+    task: tokio::task::JoinHandle<Result<Option<Read>>>,
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -163,6 +182,7 @@ impl Pipeline {
             cycles: 0,
             observer: None,
             last_commit: None,
+            read_ahead: None,
         })
     }
 
@@ -335,14 +355,21 @@ impl Pipeline {
         }
 
         // 2-3. Read from the stream's position (the source plans its own window or objects).
-        let request = ReadRequest {
-            now: self.clock.now(),
-            lookback: self.policy.lookback,
-            settle_delay: self.policy.settle_delay,
-            max_span: self.policy.max_span,
-            limits: self.policy.limits,
+        let at = cp.position();
+        let read = match self.read_ahead.take() {
+            Some(mut ahead) if ahead.at == at => match (&mut ahead.task).await {
+                Ok(read) => read?,
+                Err(join) => {
+                    return Err(Error::fatal(
+                        "event source",
+                        format!("the read ahead of {} failed: {join}", cp.stream),
+                    ));
+                }
+            },
+            // Another position (a failed cycle, another instance's commit): read afresh.
+            _ => self.source.read(&at, &self.read_request()).await?,
         };
-        let Some(read) = self.source.read(&cp.position(), &request).await? else {
+        let Some(read) = read else {
             return Ok((cp, CycleOutcome::Idle));
         };
         let Read {
@@ -363,6 +390,15 @@ impl Pipeline {
             ));
         }
         let watermark = position.watermark;
+        if backlog {
+            // More is waiting: read it while this batch is written.
+            let (source, next, request) =
+                (self.source.clone(), position.clone(), self.read_request());
+            self.read_ahead = Some(ReadAhead {
+                at: position.clone(),
+                task: tokio::spawn(async move { source.read(&next, &request).await }),
+            });
+        }
         let batch = Batch {
             stream: cp.stream.clone(),
             schema: self.source.schema().clone(),
@@ -443,6 +479,17 @@ impl Pipeline {
                 backlog,
             },
         ))
+    }
+
+    /// The request of a read made now.
+    fn read_request(&self) -> ReadRequest {
+        ReadRequest {
+            now: self.clock.now(),
+            lookback: self.policy.lookback,
+            settle_delay: self.policy.settle_delay,
+            max_span: self.policy.max_span,
+            limits: self.policy.limits,
+        }
     }
 
     /// Publishes the pending manifest and clears it (compare-and-set).
