@@ -421,10 +421,9 @@ impl Pipeline {
             return Ok((cp, CycleOutcome::Advanced { watermark, backlog }));
         }
 
-        // 4. Analytics, idempotent.
-        let report = self.analytics.write(&batch).await?;
-
-        // 5. Stage.
+        // 4 and 5, side by side: analytics (idempotent) and staging (under keys of this epoch,
+        // final only once committed and published). Both finish before the commit; a failure of
+        // either commits nothing (rows written are true events, staged objects are swept).
         let seq = cp.seq + 1;
         let request = StageRequest {
             seq,
@@ -432,7 +431,10 @@ impl Pipeline {
             prev: cp.chain_head,
             now: self.clock.now(),
         };
-        let manifest = self.archive.stage(&batch, request).await?;
+        let (report, manifest) = tokio::try_join!(
+            self.analytics.write(&batch),
+            self.archive.stage(&batch, request)
+        )?;
         if manifest.seq != seq
             || manifest.epoch != cp.epoch
             || manifest.prev != cp.chain_head

@@ -533,7 +533,9 @@ mod tests {
         w.wait_for_events(20).await;
         // Another instance takes the lease; the supervised one meets it on its next commit.
         let newer = w.store.acquire(&w.stream, t(0)).await.unwrap();
-        w.memory.push(audit_event("sup", 99, t(300)), t(0));
+        // A new event after the watermark, and time for a window that holds it.
+        w.memory.push(audit_event("sup", 99, t(3_700)), t(0));
+        w.clock.advance(Duration::from_secs(3_600));
         let result = tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .expect("the fenced stream stopped")
