@@ -192,7 +192,7 @@ impl ParquetArchive {
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename())
-            .filter_map(|segment| StreamId::new(segment.replace('~', "/")).ok())
+            .filter_map(|segment| StreamId::from_key_segment(segment).ok())
             .collect();
         streams.sort();
         Ok(streams)

@@ -62,6 +62,14 @@ impl StreamId {
     pub fn key_segment(&self) -> String {
         self.0.replace('/', "~")
     }
+
+    /// The stream whose [`StreamId::key_segment`] is `segment`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the segment is not one of a valid id.
+    pub fn from_key_segment(segment: &str) -> Result<Self> {
+        Self::new(segment.replace('~', "/"))
+    }
 }
 
 impl TryFrom<String> for StreamId {
@@ -279,6 +287,8 @@ mod tests {
         assert_eq!(a.key_segment(), "a~b-c");
         assert_ne!(a.key_segment(), b.key_segment());
         assert!(!a.key_segment().contains('/'));
+        assert_eq!(StreamId::from_key_segment(&a.key_segment()).unwrap(), a);
+        assert_eq!(StreamId::from_key_segment(&b.key_segment()).unwrap(), b);
     }
 
     #[test]

@@ -93,13 +93,17 @@ impl Policy {
     /// Delay before retry number `failures` (1-based): exponential from `retry_initial`, capped
     /// at `retry_max`, with full jitter (`jitter` in `[0, 1)`), never below a tenth of the step.
     pub fn retry_delay(&self, failures: u32, jitter: f64) -> Duration {
-        let doublings = failures.saturating_sub(1).min(30);
-        let step = self
-            .retry_initial
-            .saturating_mul(1u32 << doublings)
-            .min(self.retry_max);
-        step.mul_f64(jitter.clamp(0.1, 1.0))
+        backoff(self.retry_initial, self.retry_max, failures, jitter)
     }
+}
+
+/// Delay number `failures` (1-based) of an exponential backoff from `initial`, capped at `max`,
+/// with full jitter (`jitter` in `[0, 1)`), never below a tenth of the step: the one backoff of
+/// the pipeline's retries and the supervisor's restarts.
+pub(crate) fn backoff(initial: Duration, max: Duration, failures: u32, jitter: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(30);
+    let step = initial.saturating_mul(1u32 << doublings).min(max);
+    step.mul_f64(jitter.clamp(0.1, 1.0))
 }
 
 #[cfg(test)]

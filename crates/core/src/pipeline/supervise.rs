@@ -229,11 +229,7 @@ impl Supervisor {
 
     /// The delay before restart number `restarts` (1-based).
     fn delay(&self, restarts: u32) -> Duration {
-        let step = self
-            .restart_initial
-            .saturating_mul(1u32 << restarts.saturating_sub(1).min(30))
-            .min(self.restart_max);
-        step.mul_f64(jitter().clamp(0.1, 1.0))
+        super::policy::backoff(self.restart_initial, self.restart_max, restarts, jitter())
     }
 
     /// Runs the stream until `shutdown` completes (`Ok`), or until it is fenced by another
