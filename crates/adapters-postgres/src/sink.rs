@@ -18,7 +18,8 @@ use async_trait::async_trait;
 use cflogs_core::schema::{DatasetSchema, Derived};
 use cflogs_core::{AnalyticsSink, Batch, Event, Quarantined, Result, Timestamp, WriteReport};
 use futures_util::future::join_all;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use crate::config::TimescaleConfig;
 use crate::error::{PgError, sqlstate};
@@ -175,7 +176,9 @@ impl PostgresSink {
         conversion: Conversion,
     ) -> Result<WriteReport, PgError> {
         let sql = |context| move |e| PgError::sql(context, e);
-        let mut tx = self.pool.begin().await.map_err(sql("analytics write"))?;
+        let mut conn =
+            ClosedUnlessReturned::new(self.pool.acquire().await.map_err(sql("analytics write"))?);
+        let mut tx = conn.begin().await.map_err(sql("analytics write"))?;
         let mut report = WriteReport::default();
         if !events.is_empty() {
             sqlx::query(&table.stage_ddl)
@@ -231,6 +234,7 @@ impl PostgresSink {
                 .rows_affected();
         }
         tx.commit().await.map_err(sql("analytics write: commit"))?;
+        conn.returned();
         Ok(report)
     }
 
@@ -256,6 +260,53 @@ impl PostgresSink {
                     .await
             }
             other => other,
+        }
+    }
+}
+
+/// A pooled connection that goes back to the pool only when the write on it ran to its end.
+///
+/// A write cut short (its future dropped by a timeout, a shutdown or a sibling's failure, or
+/// an early return on an error) may leave a `COPY` half-sent: sqlx 0.8 then sends `CopyFail`
+/// without counting the reply it will get, and the next query on the connection reads that
+/// reply as its own (an `INSERT … RETURNING` that "returns no row"). Such a connection is
+/// closed instead; PostgreSQL rolls its transaction back when it goes.
+struct ClosedUnlessReturned {
+    conn: PoolConnection<Postgres>,
+    returned: bool,
+}
+
+impl ClosedUnlessReturned {
+    fn new(conn: PoolConnection<Postgres>) -> Self {
+        Self {
+            conn,
+            returned: false,
+        }
+    }
+
+    /// The write on the connection ran to its end: the connection may serve another.
+    fn returned(mut self) {
+        self.returned = true;
+    }
+}
+
+impl std::ops::Deref for ClosedUnlessReturned {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for ClosedUnlessReturned {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for ClosedUnlessReturned {
+    fn drop(&mut self) {
+        if !self.returned {
+            self.conn.close_on_drop();
         }
     }
 }

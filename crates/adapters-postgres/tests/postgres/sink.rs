@@ -363,3 +363,52 @@ async fn a_column_added_to_a_schema_is_added_to_its_table() {
             .unwrap();
     assert_eq!(indexed, 1, "the new column's index");
 }
+
+/// A write its caller gives up on (a timeout, a shutdown, a sibling's failure) leaves no
+/// half-read connection in the pool: with one connection, every cut-short write is followed by
+/// a checkpoint acquire and a count on that same connection, and each gets its own answer.
+/// (A COPY dropped half-way used to leave the server's replies to it unread, and the next
+/// query on the connection read them: `RowNotFound` from an `INSERT … RETURNING`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_short_by_its_caller_leaves_the_pool_usable() {
+    use cflogs_core::CheckpointStore;
+    use std::time::Duration;
+
+    let db = TestDb::new().await;
+    let config = db.config.clone().with_pool_size(1).unwrap();
+    let client = cflogs_postgres::PostgresClient::connect(&config)
+        .await
+        .expect("connect");
+    let sink = client.sink();
+    let store = client.checkpoint_store();
+    let events = audit_events("acc", 0, 20_000, t0(), chrono::Duration::milliseconds(1));
+    let b = batch("cut/a", Dataset::audit_logs(), events, vec![]);
+    sink.prepare(&b.schema).await.unwrap();
+    let stream = StreamId::new("cut/probe").unwrap();
+
+    let mut cut_short = 0;
+    for step in 0..40u64 {
+        // From 0.5 ms to 20 ms: most attempts end inside the COPY, some before or after it.
+        let budget = Duration::from_micros(500 + step * 500);
+        if tokio::time::timeout(budget, sink.write(&b)).await.is_err() {
+            cut_short += 1;
+        }
+        let cp = store
+            .acquire(&stream, t0())
+            .await
+            .unwrap_or_else(|e| panic!("acquire after a write cut short at {budget:?}: {e:?}"));
+        assert_eq!(cp.epoch.0, step + 1);
+        let (rows,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM audit_logs WHERE stream = 'cut/a'")
+                .fetch_one(client.pool())
+                .await
+                .unwrap_or_else(|e| panic!("count after a write cut short at {budget:?}: {e:?}"));
+        assert!(
+            rows == 0 || rows == 20_000,
+            "a write is whole or absent: {rows}"
+        );
+    }
+    assert!(cut_short > 0, "no write was cut short");
+    let report = sink.write(&b).await.unwrap();
+    assert_eq!(report.inserted + report.duplicates, 20_000);
+}

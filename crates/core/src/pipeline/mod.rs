@@ -431,10 +431,13 @@ impl Pipeline {
             prev: cp.chain_head,
             now: self.clock.now(),
         };
-        let (report, manifest) = tokio::try_join!(
+        // `join`, not `try_join`: a failure of one never cuts the other short half-way (a
+        // write dropped mid-flight can leave a sink's connection in a state it cannot tell).
+        let (report, manifest) = tokio::join!(
             self.analytics.write(&batch),
             self.archive.stage(&batch, request)
-        )?;
+        );
+        let (report, manifest) = (report?, manifest?);
         if manifest.seq != seq
             || manifest.epoch != cp.epoch
             || manifest.prev != cp.chain_head
