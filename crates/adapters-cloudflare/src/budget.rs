@@ -38,13 +38,45 @@ pub(crate) fn admit(
     }
 }
 
+/// Reconciles the log `starts` with what the server said at `at`: `remaining` more requests
+/// allowed in its window then. Requests the server counted and the log did not (another tool on
+/// the same token) are recorded as started at `at`, as recent as they can be, so the log never
+/// allows more than the server would. The count is taken as of `at` (a word read late, after a
+/// wait, still describes the window it was said in); starts after `at` are in neither count.
+/// Returns the starts recorded.
+pub(crate) fn reconcile(
+    starts: &mut VecDeque<Instant>,
+    limit: usize,
+    window: Duration,
+    (at, remaining): (Instant, usize),
+) -> usize {
+    let after = starts.iter().rev().take_while(|s| **s > at).count();
+    let position = starts.len() - after;
+    let counted = starts
+        .iter()
+        .take(position)
+        .rev()
+        .take_while(|s| **s + window > at)
+        .count();
+    let missing = limit.saturating_sub(counted).saturating_sub(remaining);
+    for _ in 0..missing {
+        starts.insert(position, at);
+    }
+    missing
+}
+
 /// A sliding-window request budget shared by every stream of one token. Waiters are served in
-/// arrival order (a fair queue), so streams share the budget evenly.
+/// arrival order (a fair queue), so streams share the budget evenly. The server's own count
+/// ([`observe`](Self::observe)) lowers what is left when others spend the same token.
 #[derive(Debug)]
 pub struct SlidingWindow {
     limit: usize,
     window: Duration,
     starts: tokio::sync::Mutex<VecDeque<Instant>>,
+    /// The server's latest word, applied by the next admission.
+    observed: std::sync::Mutex<Option<(Instant, usize)>>,
+    /// Starts recorded for requests others made on the token.
+    foreign: std::sync::atomic::AtomicU64,
 }
 
 impl SlidingWindow {
@@ -55,6 +87,36 @@ impl SlidingWindow {
             limit,
             window,
             starts: tokio::sync::Mutex::new(VecDeque::with_capacity(limit)),
+            observed: std::sync::Mutex::new(None),
+            foreign: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Records what a response said: `remaining` requests left in the server's window now.
+    pub fn observe(&self, remaining: u64) {
+        let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
+        *self
+            .observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), remaining));
+    }
+
+    /// Starts recorded so far for requests others made on the token (seen in the server's
+    /// remaining count, not sent by this budget).
+    pub fn foreign(&self) -> u64 {
+        self.foreign.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn apply_observed(&self, starts: &mut VecDeque<Instant>) {
+        let observed = self
+            .observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(word) = observed {
+            let added = reconcile(starts, self.limit, self.window, word);
+            self.foreign
+                .fetch_add(added as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -65,6 +127,7 @@ impl SlidingWindow {
         let mut starts = self.starts.lock().await;
         loop {
             let now = Instant::now();
+            self.apply_observed(&mut starts);
             match admit(&mut starts, self.limit, self.window, now) {
                 Ok(()) => return now.duration_since(arrived),
                 Err(at) => tokio::time::sleep_until(at).await,
@@ -161,6 +224,59 @@ mod tests {
         );
         assert_eq!(starts[1_200], origin + window);
         assert_eq!(starts[2_400], origin + window * 2);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the server says, after reconciling the log allows, as of the word,
+        /// exactly the smaller of what it allowed and what the server allowed, by adding starts
+        /// at the word only; starts after the word stay as they were.
+        #[test]
+        fn reconciling_never_allows_more_than_the_server_and_adds_only_what_it_must(
+            limit in 1usize..50,
+            own in prop::collection::vec(0u64..20_000, 0..60),
+            at_ms in 0u64..20_000,
+            remaining in 0usize..60,
+        ) {
+            let window = Duration::from_millis(10_000);
+            let origin = Instant::now();
+            let mut own = own;
+            own.sort_unstable();
+            let mut log: VecDeque<Instant> =
+                own.iter().map(|ms| origin + Duration::from_millis(*ms)).collect();
+            let at = origin + Duration::from_millis(at_ms);
+            let in_window = |log: &VecDeque<Instant>| {
+                log.iter().filter(|s| **s <= at && **s + window > at).count()
+            };
+            let later = |log: &VecDeque<Instant>| log.iter().filter(|s| **s > at).count();
+            let (before, after) = (in_window(&log), later(&log));
+            let added = reconcile(&mut log, limit, window, (at, remaining));
+            prop_assert!(log.iter().zip(log.iter().skip(1)).all(|(a, b)| a <= b), "sorted");
+            prop_assert_eq!(later(&log), after);
+            prop_assert_eq!(in_window(&log), before + added);
+            let left = limit.saturating_sub(in_window(&log));
+            prop_assert_eq!(left, limit.saturating_sub(before).min(remaining));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_tool_on_the_token_lowers_what_is_left() {
+        let budget = SlidingWindow::new(10, Duration::from_secs(10));
+        assert_eq!(budget.acquire().await, Duration::ZERO);
+        // The server counted 7 of the token's requests; this budget sent 1.
+        budget.observe(3);
+        for _ in 0..3 {
+            assert_eq!(budget.acquire().await, Duration::ZERO);
+        }
+        assert_eq!(budget.foreign(), 6);
+        assert_eq!(budget.remaining(), 0);
+        // The next waits for the window: the others' requests are taken as made at the word.
+        assert_eq!(budget.acquire().await, Duration::from_secs(10));
+        // A word saying more is left than the log allows changes nothing.
+        budget.observe(9);
+        assert_eq!(budget.acquire().await, Duration::ZERO);
+        assert_eq!(budget.foreign(), 6);
     }
 
     #[tokio::test(start_paused = true)]

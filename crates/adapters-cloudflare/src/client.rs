@@ -38,6 +38,9 @@ pub struct ClientStats {
     pub budget_remaining: u64,
     /// The budget: requests per window.
     pub budget_limit: u64,
+    /// Requests other tools made on the same token, seen in the server's remaining count and
+    /// taken out of this budget.
+    pub budget_foreign: u64,
 }
 
 #[derive(Default)]
@@ -185,9 +188,10 @@ fn parse_listing(body: &Bytes) -> std::result::Result<(bool, Page, Vec<ApiMessag
     Ok((true, Page { items, next_cursor }, Vec::new()))
 }
 
-/// The pause a `Ratelimit: "default";r=0;t=30` (or `X-RateLimit-Remaining: 0` with
-/// `X-RateLimit-Reset`) header asks for, if the budget is exhausted.
-fn header_pause(headers: &HeaderMap) -> Option<Duration> {
+/// What a `Ratelimit: "default";r=5;t=30` (or `X-RateLimit-Remaining: 5` with
+/// `X-RateLimit-Reset: 30`) header says: requests left in the server's window, and the seconds
+/// until its oldest request leaves it.
+fn header_quota(headers: &HeaderMap) -> Option<(u64, Option<Duration>)> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(value) = text("ratelimit") {
         let field = |key: &str| {
@@ -197,17 +201,13 @@ fn header_pause(headers: &HeaderMap) -> Option<Duration> {
                 .find(|(k, _)| k.trim() == key)
                 .and_then(|(_, v)| v.trim().parse::<u64>().ok())
         };
-        if field("r") == Some(0) {
-            return field("t").map(Duration::from_secs);
-        }
-        return None;
+        return field("r").map(|r| (r, field("t").map(Duration::from_secs)));
     }
-    if text("x-ratelimit-remaining").and_then(|r| r.trim().parse::<u64>().ok()) == Some(0) {
-        return text("x-ratelimit-reset")
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-    }
-    None
+    let remaining = text("x-ratelimit-remaining").and_then(|r| r.trim().parse::<u64>().ok())?;
+    let reset = text("x-ratelimit-reset")
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Some((remaining, reset))
 }
 
 /// `Retry-After` in seconds.
@@ -281,6 +281,7 @@ impl CloudflareClient {
             budget_wait_ms: get(&c.budget_wait_ms),
             budget_remaining: self.budget.remaining(),
             budget_limit: self.budget.limit(),
+            budget_foreign: self.budget.foreign(),
         }
     }
 
@@ -442,13 +443,17 @@ impl CloudflareClient {
         })?;
         let status = response.status();
         let headers = response.headers();
-        if let Some(pause) = header_pause(headers) {
-            debug!(
-                path,
-                pause_ms = pause.as_millis() as u64,
-                "rate budget exhausted per headers"
-            );
-            self.pause_for(pause);
+        if let Some((remaining, reset)) = header_quota(headers) {
+            // The server's count includes other tools on the same token: never exceed it.
+            self.budget.observe(remaining);
+            if let (0, Some(pause)) = (remaining, reset) {
+                debug!(
+                    path,
+                    pause_ms = pause.as_millis() as u64,
+                    "rate budget exhausted per headers"
+                );
+                self.pause_for(pause);
+            }
         }
         if status.as_u16() == 429 {
             bump(&self.counters.rate_limited);
@@ -556,22 +561,25 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_headers_pause_only_when_exhausted() {
+    fn rate_limit_headers_give_the_servers_remaining_count() {
         let mut h = HeaderMap::new();
+        assert_eq!(header_quota(&h), None);
         h.insert(
             "ratelimit",
             HeaderValue::from_static("\"default\";r=5;t=30"),
         );
-        assert_eq!(header_pause(&h), None);
+        assert_eq!(header_quota(&h), Some((5, Some(Duration::from_secs(30)))));
         h.insert(
             "ratelimit",
             HeaderValue::from_static("\"default\";r=0;t=30"),
         );
-        assert_eq!(header_pause(&h), Some(Duration::from_secs(30)));
+        assert_eq!(header_quota(&h), Some((0, Some(Duration::from_secs(30)))));
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
         h.insert("x-ratelimit-reset", HeaderValue::from_static("12"));
-        assert_eq!(header_pause(&h), Some(Duration::from_secs(12)));
+        assert_eq!(header_quota(&h), Some((0, Some(Duration::from_secs(12)))));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("many"));
+        assert_eq!(header_quota(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
     }

@@ -273,6 +273,42 @@ async fn the_ratelimit_headers_keep_a_misconfigured_budget_from_triggering_a_blo
     assert!(client.stats().budget_waits > 0, "{:?}", client.stats());
 }
 
+/// Another tool spent 15 of the token's 40 requests just before: the server's remaining count
+/// takes them out of the budget, so the backfill never trips the block (without it, its first
+/// 40 requests would land in the same window as the other tool's 15).
+#[tokio::test]
+async fn another_tool_on_the_token_is_taken_out_of_the_budget() {
+    let sim = sim(7, 600)
+        .rate_limit(40, Duration::from_secs(2), Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    // The other tool: a client of its own (its own budget) on the same token.
+    let other = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    for _ in 0..15 {
+        other.verify_token().await.unwrap();
+    }
+    let mut config = client_config(&sim);
+    config.rate_budget = RateBudget::new(40, Duration::from_secs(2)).unwrap();
+    let client = Arc::new(CloudflareClient::new(config).unwrap());
+    let window = span_window();
+    let fetched = source(&client, AuditApi::V1, 5)
+        .fetch(&whole(window))
+        .await
+        .unwrap();
+    assert_eq!(ids_in(&fetched, &window).len(), 600);
+    let served = sim.stats();
+    assert_eq!(served.blocks_triggered, 0, "{served:?}");
+    assert_eq!(served.rate_limited, 0, "{served:?}");
+    let stats = client.stats();
+    assert!(
+        (14..=15).contains(&stats.budget_foreign),
+        "the other tool's requests were seen: {stats:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_429_is_waited_out_for_its_retry_after() {
     use std::sync::atomic::{AtomicU32, Ordering};

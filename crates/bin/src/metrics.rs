@@ -57,6 +57,7 @@ pub struct Metrics {
     budget_wait_seconds: Counter<f64, AtomicU64>,
     budget_remaining: Gauge,
     budget_limit: Gauge,
+    budget_foreign: Counter,
     client: Arc<CloudflareClient>,
     last_client: Mutex<ClientStats>,
     last_ok: Mutex<HashMap<String, Instant>>,
@@ -146,6 +147,12 @@ impl Metrics {
             "The token's budget: requests in any sliding window of 5 minutes",
             budget_limit.clone(),
         );
+        let budget_foreign = Counter::default();
+        registry.register(
+            "rate_budget_foreign_requests",
+            "Requests other tools made on the same token (the server's remaining count was lower than the budget's), taken out of the budget",
+            budget_foreign.clone(),
+        );
         let restarts = Family::<StreamLabel, Counter>::default();
         registry.register(
             "stream_restarts",
@@ -197,6 +204,7 @@ impl Metrics {
             budget_wait_seconds,
             budget_remaining,
             budget_limit,
+            budget_foreign,
             client,
             last_client: Mutex::new(ClientStats::default()),
             last_ok: Mutex::new(HashMap::new()),
@@ -236,6 +244,8 @@ impl Metrics {
             .set(i64::try_from(now.budget_remaining).unwrap_or(i64::MAX));
         self.budget_limit
             .set(i64::try_from(now.budget_limit).unwrap_or(i64::MAX));
+        self.budget_foreign
+            .inc_by(now.budget_foreign - last.budget_foreign);
         *last = now;
     }
 
