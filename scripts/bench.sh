@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a benchmark of the integration suite (tests/benches) against PostgreSQL and Garage on
+# Runs a benchmark of the binary (crates/bin/benches) against PostgreSQL and Garage on
 # 127.0.0.1, starting them if needed like scripts/test.sh does:
 #   bash scripts/bench.sh catch_up                        # 200,000 events
 #   BENCH_EVENTS=2000000 bash scripts/bench.sh catch_up   # the long backlog
@@ -12,4 +12,4 @@ export CFLOGS_TEST_DOCKER=never
 source scripts/services/postgres.sh
 # shellcheck source=services/garage.sh
 source scripts/services/garage.sh
-exec cargo bench --locked -p cflogs-integration --bench "${1:-catch_up}"
+exec cargo bench --locked -p cflogs --bench "${1:-catch_up}"

@@ -509,9 +509,10 @@ impl ArchiveSink for ParquetArchive {
     }
 
     async fn publish(&self, manifest: &Manifest) -> Result<()> {
-        for o in &manifest.objects {
-            self.publish_object(o).await?;
-        }
+        // The objects' copies side by side (each is independent); the manifest only once all
+        // are in place, the staged copies deleted only once the manifest is.
+        futures_util::future::try_join_all(manifest.objects.iter().map(|o| self.publish_object(o)))
+            .await?;
         let key = layout::manifest_key(&manifest.stream, manifest.seq);
         let path = self.path(&key)?;
         let mut options = PutOptions::default();
@@ -524,16 +525,17 @@ impl ArchiveSink for ParquetArchive {
             )
             .await
             .map_err(|e| ArchiveError::store("put", &key, e).into_core("archive publish"))?;
-        for o in &manifest.objects {
+        futures_util::future::try_join_all(manifest.objects.iter().map(|o| async move {
             let staged = self.path(&o.staged_key)?;
             match self.store.delete(&staged).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => {
-                    return Err(ArchiveError::store("delete", &o.staged_key, e)
-                        .into_core("archive publish"));
+                    Err(ArchiveError::store("delete", &o.staged_key, e)
+                        .into_core("archive publish"))
                 }
             }
-        }
+        }))
+        .await?;
         tracing::debug!(stream = %manifest.stream, seq = manifest.seq, "archive batch published");
         Ok(())
     }

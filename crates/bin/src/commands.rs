@@ -13,10 +13,41 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::wiring::Wired;
 
-/// `cflogs once`: every stream until it has no backlog.
+/// Runs `job` for every stream of `wired`, each on a task of its own (several accounts' streams
+/// proceed side by side; one token's budget is shared fairly between them), and waits for all:
+/// a stream that fails does not stop the others. Returns the first error, after every stream
+/// ended.
+async fn each_stream<F, Fut>(wired: Wired, job: F) -> Result<()>
+where
+    F: Fn(Arc<Wired>, usize) -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let wired = Arc::new(wired);
+    let tasks: Vec<_> = (0..wired.streams.len())
+        .map(|i| tokio::spawn(job(wired.clone(), i)))
+        .collect();
+    let mut first = None;
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = match task.await {
+            Ok(outcome) => outcome,
+            Err(join) => Err(anyhow::anyhow!("the task of the stream panicked: {join}")),
+        };
+        if let Err(e) = outcome {
+            let e = e.context(format!("stream {}", wired.streams[i].id()));
+            if wired.streams.len() > 1 {
+                eprintln!("{e:#}");
+            }
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// `cflogs once`: every stream until it has no backlog, streams side by side.
 pub async fn once(config: &Config) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    for stream in &wired.streams {
+    each_stream(wired, |wired, i| async move {
+        let stream = &wired.streams[i];
         let mut pipeline = wired.pipeline(stream, stream.policy.clone())?;
         let p = pipeline.catch_up(None, |_, _| {}).await?;
         println!(
@@ -26,94 +57,111 @@ pub async fn once(config: &Config) -> Result<()> {
             p.quarantined,
             p.batches
         );
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
-/// `cflogs backfill`: from `since` (new streams) until `until` or caught up, with progress.
+/// `cflogs backfill`: from `since` (new streams) until `until` or caught up, with progress;
+/// streams side by side, one bar each on a terminal.
 pub async fn backfill(
     config: &Config,
     since: cflogs_core::Timestamp,
     until: Option<cflogs_core::Timestamp>,
 ) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    for stream in &wired.streams {
-        let mut policy = stream.policy.clone();
-        policy.start_at = since;
-        if let Some(cp) = wired.store.load(stream.id()).await?
-            && cp.watermark
-                > since + chrono::Duration::from_std(policy.lookback).unwrap_or_default()
-        {
-            bail!(
-                "{} is already at {}, after --since {since}: a stream never goes back (its \
-                 watermark only grows); backfill a new deployment, or reconcile",
-                stream.id(),
-                cp.watermark
-            );
-        }
-        let mut pipeline = wired.pipeline(stream, policy.clone())?;
-        let started = std::time::Instant::now();
-        // Done means the watermark reached --until, or now less the settle delay.
-        let settle = chrono::Duration::from_std(policy.settle_delay).unwrap_or_default();
-        let end = until.unwrap_or_else(|| chrono::Utc::now() - settle);
-        let span = (end - since).num_seconds().max(1) as f64;
-        let stream = stream.id().clone();
-        // A bar on a terminal; plain lines (one per cycle) in logs and pipes.
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(span as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}",
-            ) {
-                bar.set_style(style);
-            }
-            bar.set_prefix(stream.to_string());
-            bar
-        });
-        let p = pipeline
-            .catch_up(until, |p, outcome| {
-                let at = match outcome {
-                    CycleOutcome::Committed { watermark, .. }
-                    | CycleOutcome::Advanced { watermark, .. } => *watermark,
-                    _ => return,
-                };
-                let covered = (at - since).num_seconds().max(0) as f64;
-                let done = (covered / span).clamp(0.0, 1.0);
-                let elapsed = started.elapsed().as_secs_f64();
-                let rate = p.events as f64 / elapsed.max(0.001);
-                let progress = format!(
-                    "{} events, {} windows, {rate:.0} events/s",
-                    p.events, p.cycles
-                );
-                match &bar {
-                    Some(bar) => {
-                        bar.set_position(covered.min(span) as u64);
-                        bar.set_message(progress);
-                    }
-                    None => {
-                        let eta = if done > 0.0 {
-                            elapsed * (1.0 - done) / done
-                        } else {
-                            f64::NAN
-                        };
-                        eprintln!(
-                            "{stream}: {:5.1}%  {progress}  ETA {eta:.0} s  (at {at})",
-                            done * 100.0
-                        );
-                    }
-                }
-            })
-            .await?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        println!(
-            "{stream}: backfilled {} events, {} quarantined, {} batches in {:.1} s",
-            p.events,
-            p.quarantined,
-            p.batches,
-            started.elapsed().as_secs_f64()
+    let bars = std::io::stderr()
+        .is_terminal()
+        .then(indicatif::MultiProgress::new);
+    each_stream(wired, move |wired, i| {
+        let bars = bars.clone();
+        async move { backfill_stream(&wired, i, since, until, bars.as_ref()).await }
+    })
+    .await
+}
+
+async fn backfill_stream(
+    wired: &Wired,
+    index: usize,
+    since: cflogs_core::Timestamp,
+    until: Option<cflogs_core::Timestamp>,
+    bars: Option<&indicatif::MultiProgress>,
+) -> Result<()> {
+    let stream = &wired.streams[index];
+    let mut policy = stream.policy.clone();
+    policy.start_at = since;
+    if let Some(cp) = wired.store.load(stream.id()).await?
+        && cp.watermark > since + chrono::Duration::from_std(policy.lookback).unwrap_or_default()
+    {
+        bail!(
+            "{} is already at {}, after --since {since}: a stream never goes back (its \
+             watermark only grows); backfill a new deployment, or reconcile",
+            stream.id(),
+            cp.watermark
         );
     }
+    let mut pipeline = wired.pipeline(stream, policy.clone())?;
+    let started = std::time::Instant::now();
+    // Done means the watermark reached --until, or now less the settle delay.
+    let settle = chrono::Duration::from_std(policy.settle_delay).unwrap_or_default();
+    let end = until.unwrap_or_else(|| chrono::Utc::now() - settle);
+    let span = (end - since).num_seconds().max(1) as f64;
+    let stream = stream.id().clone();
+    // A bar on a terminal; plain lines (one per cycle) in logs and pipes.
+    let bar = bars.map(|bars| {
+        let bar = bars.add(indicatif::ProgressBar::new(span as u64));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(stream.to_string());
+        bar
+    });
+    let p = pipeline
+        .catch_up(until, |p, outcome| {
+            let at = match outcome {
+                CycleOutcome::Committed { watermark, .. }
+                | CycleOutcome::Advanced { watermark, .. } => *watermark,
+                _ => return,
+            };
+            let covered = (at - since).num_seconds().max(0) as f64;
+            let done = (covered / span).clamp(0.0, 1.0);
+            let elapsed = started.elapsed().as_secs_f64();
+            let rate = p.events as f64 / elapsed.max(0.001);
+            let progress = format!(
+                "{} events, {} windows, {rate:.0} events/s",
+                p.events, p.cycles
+            );
+            match &bar {
+                Some(bar) => {
+                    bar.set_position(covered.min(span) as u64);
+                    bar.set_message(progress);
+                }
+                None => {
+                    let eta = if done > 0.0 {
+                        elapsed * (1.0 - done) / done
+                    } else {
+                        f64::NAN
+                    };
+                    eprintln!(
+                        "{stream}: {:5.1}%  {progress}  ETA {eta:.0} s  (at {at})",
+                        done * 100.0
+                    );
+                }
+            }
+        })
+        .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!(
+        "{stream}: backfilled {} events, {} quarantined, {} batches in {:.1} s",
+        p.events,
+        p.quarantined,
+        p.batches,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
