@@ -16,6 +16,9 @@
 //! child's peak RSS (VmHWM of the `cflogs` process alone), and the requests of every 5-minute
 //! window the run spans.
 
+#[path = "../../../tests/tests/support/mod.rs"]
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +28,6 @@ use cflogs_cloudflare::{
 };
 use cflogs_core::{BatchLimits, FetchRequest, StreamId, Window, WindowSource};
 use cflogs_integration::{TestBucket, TestDatabase};
-use cflogs_postgres::{PostgresClient, PostgresConfig};
-use cflogs_s3::{ArchiveConfig, ParquetArchive};
 use cflogs_sim::{RunningSim, Simulator};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
@@ -65,14 +66,6 @@ async fn simulator(
         .spawn()
         .await
         .expect("simulator on 127.0.0.1")
-}
-
-async fn postgres(db: &TestDatabase) -> PostgresClient {
-    let config =
-        PostgresConfig::from_url(&cflogs_postgres::Secret::new(db.url())).expect("database url");
-    let client = PostgresClient::connect(&config).await.expect("connect");
-    client.migrate().await.expect("migrate");
-    client
 }
 
 /// `VmHWM` (peak resident set) of process `pid`, in KiB.
@@ -166,7 +159,7 @@ async fn main() {
     assert!(status.success(), "cflogs backfill failed: {stderr}");
     let run_requests = sim.stats().requests_total;
 
-    let pg = postgres(&db).await;
+    let pg = support::postgres(&db).await;
     let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT event_id) FROM audit_logs")
         .fetch_one(pg.pool())
         .await
@@ -180,17 +173,7 @@ async fn main() {
         (want, want),
         "every event exactly once in PostgreSQL"
     );
-    let archive = ParquetArchive::open(
-        &ArchiveConfig::s3(bucket.name(), "cflogs")
-            .and_then(|c| c.with_endpoint(bucket.endpoint()))
-            .expect("archive config")
-            .with_region(bucket.region())
-            .with_credentials(
-                bucket.access_key(),
-                cflogs_s3::Secret::new(bucket.secret_key()),
-            ),
-    )
-    .expect("open archive");
+    let archive = support::archive(&bucket);
     let mut batches = 0;
     for account in &accounts {
         let stream_id = StreamId::new(format!("audit-v1/account/{account}")).expect("stream");
@@ -222,7 +205,7 @@ async fn main() {
     config.base_url = free.base_url();
     let client = Arc::new(CloudflareClient::new(config).expect("client"));
     let copy_db = TestDatabase::new().await;
-    let sink = postgres(&copy_db).await.sink();
+    let sink = support::postgres(&copy_db).await.sink();
     let (mut download, mut copy, mut fetched) = (Duration::ZERO, Duration::ZERO, 0usize);
     for account in &accounts {
         let fetcher = Arc::new(AuditLogSource::new(
