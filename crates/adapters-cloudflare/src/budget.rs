@@ -50,14 +50,9 @@ pub(crate) fn reconcile(
     window: Duration,
     (at, remaining): (Instant, usize),
 ) -> usize {
-    let after = starts.iter().rev().take_while(|s| **s > at).count();
-    let position = starts.len() - after;
-    let counted = starts
-        .iter()
-        .take(position)
-        .rev()
-        .take_while(|s| **s + window > at)
-        .count();
+    // The log is sorted: the starts up to `at`, and those of them still in the window then.
+    let position = starts.partition_point(|s| *s <= at);
+    let counted = position - starts.partition_point(|s| *s + window <= at);
     let missing = limit.saturating_sub(counted).saturating_sub(remaining);
     for _ in 0..missing {
         starts.insert(position, at);

@@ -278,15 +278,9 @@ async fn the_ratelimit_headers_keep_a_misconfigured_budget_from_triggering_a_blo
 /// 40 requests would land in the same window as the other tool's 15).
 #[tokio::test]
 async fn another_tool_on_the_token_is_taken_out_of_the_budget() {
-    let sim = sim(7, 600)
-        .rate_limit(40, Duration::from_secs(2), Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
     // The other tool: a client of its own (its own budget) on the same token.
-    let other = Arc::new(CloudflareClient::new(client_config(&sim)).unwrap());
+    let (sim, other) =
+        start(sim(7, 600).rate_limit(40, Duration::from_secs(2), Duration::from_secs(30))).await;
     for _ in 0..15 {
         other.verify_token().await.unwrap();
     }
