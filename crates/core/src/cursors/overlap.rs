@@ -7,22 +7,27 @@ use super::assemble::assemble;
 use super::{WindowSource, chrono};
 use crate::domain::schema::DatasetSchema;
 use crate::domain::{
-    FetchRequest, Position, Read, ReadRequest, RecentId, StreamId, Window,
-    overlap_cursor as cursor, overlap_recent as recent,
+    FetchRequest, OverlapCursor, Position, Read, ReadRequest, RecentId, StreamId, Window,
+    overlap_cursor as cursor, overlap_state as state,
 };
 use crate::error::Result;
 use crate::ports::EventSource;
 use async_trait::async_trait;
 
-/// Reads a [`WindowSource`] by windows `[watermark - lookback, min(now - settle_delay, from +
-/// max_span))`, dropping what the cursor says was committed in the overlap.
+/// Reads a [`WindowSource`] by windows `[from, min(now - settle_delay, from + max_span))`,
+/// `from = max(watermark - lookback, complete_before)`, dropping what the cursor says was
+/// committed in the overlap.
 ///
 /// For sources whose events become visible late and whose time filter is coarse (audit logs:
-/// `since` inclusive, whole seconds), so that windows must overlap.
+/// `since` inclusive, whole seconds), so that windows must overlap at the live edge.
 ///
 /// - **Watermark**: every source event with `occurred_at < watermark - lookback` is committed.
-/// - **Cursor**: the ids (with times) of committed records at or after `watermark - lookback`:
-///   bounded by the events of one lookback (for audit logs, a few thousand at most).
+/// - **Cursor**: the ids (with times) of committed records at or after `from`, and
+///   `complete_before`: every event before it is committed too. A read of `[from, to)` at `now`
+///   makes `min(to, now - settle_delay - lookback)` complete (by the assumption below, nothing
+///   older can still appear), so a catch-up, whose windows are all that old, never re-reads
+///   the lookback; at the live edge `complete_before` is `watermark - lookback`. Bounded by
+///   the events of one lookback (for audit logs, a few thousand at most).
 /// - **Batch**: all new events of `[from, to')`, `to'` cut back to the caps at a timestamp
 ///   boundary (one timestamp is never split, so a single timestamp above the caps is one
 ///   batch).
@@ -56,9 +61,13 @@ impl<S: WindowSource + ?Sized> EventSource for OverlappingWindows<S> {
     }
 
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {
-        let committed = recent(&at.cursor)?;
+        let OverlapCursor {
+            recent: committed,
+            complete_before,
+        } = state(&at.cursor)?;
         let lookback = chrono(request.lookback);
-        let from = at.watermark - lookback;
+        let from =
+            complete_before.map_or(at.watermark - lookback, |c| c.max(at.watermark - lookback));
         let settled = request.now - chrono(request.settle_delay);
         let to = settled.min(from + chrono(request.max_span));
         if to <= from {
@@ -72,7 +81,14 @@ impl<S: WindowSource + ?Sized> EventSource for OverlappingWindows<S> {
         let fetched = self.inner.fetch(&fetch).await?;
         let assembled = assemble(&fetch, fetched, &committed)?;
         let watermark = at.watermark.max(assembled.to);
-        let keep_from = watermark - lookback;
+        // What this read makes complete: `[from, assembled.to)` was read whole, and an event of
+        // it older than `now - lookback - settle_delay` was visible by now (the assumption), so
+        // it was read. During a catch-up that is the whole window: the next one starts at the
+        // watermark instead of re-reading the lookback.
+        let complete_before = from
+            .max(watermark - lookback)
+            .max(assembled.to.min(settled - lookback));
+        let keep_from = complete_before;
         let mut kept: Vec<RecentId> = committed
             .iter()
             .filter(|r| r.at >= keep_from)
@@ -100,9 +116,102 @@ impl<S: WindowSource + ?Sized> EventSource for OverlappingWindows<S> {
             quarantined: assembled.quarantined,
             next: Position {
                 watermark,
-                cursor: cursor(kept),
+                cursor: cursor(OverlapCursor {
+                    recent: kept,
+                    complete_before: (complete_before > watermark - lookback)
+                        .then_some(complete_before),
+                }),
             },
             backlog: assembled.to < settled,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::{BatchLimits, Dataset, Event, EventId, Timestamp};
+    use crate::ports::Clock;
+    use crate::testing::{ManualClock, MemorySource};
+
+    fn t(minutes: i64) -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap() + chrono::Duration::minutes(minutes)
+    }
+
+    /// One event a minute over `[0, minutes)`, each visible `late` minutes after its time.
+    fn source(clock: &Arc<ManualClock>, minutes: i64, late: i64) -> Arc<MemorySource> {
+        let inner = MemorySource::new(
+            StreamId::new("audit-v1/account/a").unwrap(),
+            Dataset::audit_logs(),
+            clock.clone() as Arc<dyn Clock>,
+        );
+        for m in 0..minutes {
+            let id = EventId::new(format!("ev-{m:04}")).unwrap();
+            inner.push(Event::new(id, t(m), Bytes::from_static(b"{}")), t(m + late));
+        }
+        Arc::new(inner)
+    }
+
+    fn request(now: Timestamp) -> ReadRequest {
+        ReadRequest {
+            now,
+            lookback: Duration::from_secs(10 * 60),
+            settle_delay: Duration::from_secs(60),
+            max_span: Duration::from_secs(3600),
+            limits: BatchLimits::new(30, 1 << 20).unwrap(),
+        }
+    }
+
+    /// Reads until caught up, appending the ids and windows read.
+    async fn drain(
+        windows: &OverlappingWindows<MemorySource>,
+        at: &mut Position,
+        now: Timestamp,
+        ids: &mut Vec<EventId>,
+        read_windows: &mut Vec<Window>,
+    ) {
+        while let Some(read) = windows.read(at, &request(now)).await.unwrap() {
+            ids.extend(read.events.iter().map(|e| e.id.clone()));
+            read_windows.push(read.window);
+            *at = read.next;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_is_read_once_and_a_live_edge_with_its_lookback() {
+        // Three hours of events read ten hours later: nothing in them can still appear, so no
+        // window reaches back into one already read.
+        let clock = ManualClock::new(t(600));
+        let windows = OverlappingWindows::new(source(&clock, 180, 0));
+        let mut at = Position::start(t(0));
+        let (mut ids, mut read) = (Vec::new(), Vec::new());
+        drain(&windows, &mut at, clock.now(), &mut ids, &mut read).await;
+        assert_eq!(ids.len(), 180);
+        assert_eq!(read[0].from(), t(-10), "the first read reaches back");
+        for pair in read.windows(2) {
+            assert_eq!(pair[1].from(), pair[0].to(), "{read:?}");
+        }
+
+        // At the live edge (events visible up to 8 minutes late), windows reach back by the
+        // lookback again, and the late events are still found.
+        let clock = ManualClock::new(t(0));
+        let windows = OverlappingWindows::new(source(&clock, 120, 8));
+        let mut at = Position::start(t(0));
+        let (mut ids, mut read) = (Vec::new(), Vec::new());
+        for minute in (0..=140).step_by(2) {
+            clock.set(t(minute));
+            drain(&windows, &mut at, clock.now(), &mut ids, &mut read).await;
+        }
+        assert_eq!(ids.len(), 120, "every late event, once");
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 120, "no event twice");
+        let overlapping = read.windows(2).filter(|p| p[1].from() < p[0].to()).count();
+        assert!(overlapping > 50, "{overlapping} of {} windows", read.len());
     }
 }

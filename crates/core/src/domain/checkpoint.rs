@@ -79,7 +79,10 @@ impl From<StoredCheckpoint> for Checkpoint {
     fn from(s: StoredCheckpoint) -> Self {
         let cursor = match (s.cursor, s.recent) {
             (Some(cursor), _) => cursor,
-            (None, recent) => super::overlap_cursor(recent.unwrap_or_default()),
+            (None, recent) => super::overlap_cursor(super::OverlapCursor {
+                recent: recent.unwrap_or_default(),
+                complete_before: None,
+            }),
         };
         Self {
             stream: s.stream,
@@ -275,7 +278,7 @@ mod tests {
         let cp = Checkpoint::from_json(old.as_bytes()).unwrap();
         assert_eq!(cp.seq, 4);
         assert_eq!(cp.cursor.kind(), "overlap");
-        let ids = crate::domain::overlap_recent(&cp.cursor).unwrap();
+        let ids = crate::domain::overlap_state(&cp.cursor).unwrap().recent;
         assert_eq!(ids.len(), 1);
         assert_eq!(ids[0].id.as_str(), "ev-1");
         // Written back, it is in today's form and loads the same.

@@ -123,25 +123,50 @@ impl Default for Cursor {
 
 /// The kind and version of the `overlap` cursor ([`crate::cursors::OverlappingWindows`]). Its
 /// encoding lives here, beside [`RecentId`], because checkpoints written before cursors existed
-/// are read as one.
-const OVERLAP: (&str, u32) = ("overlap", 1);
+/// are read as one. Version 2 adds `complete_before`; version 1 (without it) is still read.
+const OVERLAP: (&str, u32) = ("overlap", 2);
+const OVERLAP_READS: &[u32] = &[1, 2];
 
 #[derive(Serialize, Deserialize)]
 struct OverlapState {
     recent: Vec<RecentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    complete_before: Option<Stamp>,
 }
 
-/// An `overlap` cursor holding `recent`.
-pub(crate) fn overlap_cursor(recent: Vec<RecentId>) -> Cursor {
-    Cursor::encode(OVERLAP.0, OVERLAP.1, &OverlapState { recent })
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Stamp(#[serde(with = "super::rfc3339_nanos")] Timestamp);
+
+/// What an `overlap` cursor holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OverlapCursor {
+    /// The ids (with times) committed at or after the start of the overlap.
+    pub(crate) recent: Vec<RecentId>,
+    /// Every source event before this time is committed, though it may lie after
+    /// `watermark - lookback` (a window read long enough after its end that nothing in it can
+    /// still appear). `None`: no more is known than `watermark - lookback`.
+    pub(crate) complete_before: Option<Timestamp>,
+}
+
+/// An `overlap` cursor holding `state`.
+pub(crate) fn overlap_cursor(state: OverlapCursor) -> Cursor {
+    let state = OverlapState {
+        recent: state.recent,
+        complete_before: state.complete_before.map(Stamp),
+    };
+    Cursor::encode(OVERLAP.0, OVERLAP.1, &state)
         .unwrap_or_else(|e| unreachable!("an overlap cursor always serializes: {e}"))
 }
 
-/// The ids an `overlap` cursor holds (none for the start cursor).
-pub(crate) fn overlap_recent(cursor: &Cursor) -> Result<Vec<RecentId>> {
+/// What an `overlap` cursor holds (nothing for the start cursor).
+pub(crate) fn overlap_state(cursor: &Cursor) -> Result<OverlapCursor> {
     Ok(cursor
-        .decode::<OverlapState>(OVERLAP.0, &[OVERLAP.1])?
-        .map(|s| s.recent)
+        .decode::<OverlapState>(OVERLAP.0, OVERLAP_READS)?
+        .map(|s| OverlapCursor {
+            recent: s.recent,
+            complete_before: s.complete_before.map(|c| c.0),
+        })
         .unwrap_or_default())
 }
 
@@ -200,5 +225,28 @@ mod tests {
         );
         assert!(Cursor::encode("start", 1, &State { n: 1 }).is_err());
         assert!(Cursor::encode("", 1, &State { n: 1 }).is_err());
+    }
+
+    #[test]
+    fn an_overlap_cursor_of_version_1_still_reads() {
+        let v1: Cursor = serde_json::from_str(
+            r#"{"kind":"overlap","version":1,"state":{"recent":[
+                {"at":"2026-11-20T10:01:00.500000000Z","id":"ev-1"}]}}"#,
+        )
+        .unwrap();
+        let state = overlap_state(&v1).unwrap();
+        assert_eq!(state.recent.len(), 1);
+        assert_eq!(state.complete_before, None);
+        // Written again it is version 2, and `complete_before` round-trips.
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00.000000001Z")
+            .unwrap()
+            .to_utc();
+        let v2 = overlap_cursor(OverlapCursor {
+            complete_before: Some(at),
+            ..state
+        });
+        assert_eq!(v2.version(), 2);
+        let back: Cursor = serde_json::from_str(&serde_json::to_string(&v2).unwrap()).unwrap();
+        assert_eq!(overlap_state(&back).unwrap().complete_before, Some(at));
     }
 }

@@ -13,7 +13,7 @@ mod window;
 pub use batch::{Batch, BatchLimits, FetchRequest, Fetched, Read, ReadRequest};
 pub use checkpoint::{Checkpoint, CommitGuard, RecentId};
 pub use cursor::{Cursor, Position};
-pub(crate) use cursor::{overlap_cursor, overlap_recent};
+pub(crate) use cursor::{OverlapCursor, overlap_cursor, overlap_state};
 pub use event::{Event, Quarantined};
 pub use ids::{Dataset, Epoch, EventId, StreamId};
 pub use manifest::{Digest, Manifest, ManifestObject};

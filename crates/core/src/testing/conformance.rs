@@ -210,16 +210,19 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
     let next = Checkpoint {
         seq: 1,
         watermark: at(2026, 11, 25, 10, 5, 0, 987_654_321),
-        cursor: crate::domain::overlap_cursor(vec![
-            RecentId {
-                at: at(2026, 11, 25, 10, 4, 59, 999_999_999),
-                id: EventId::new("ev-1").expect("id"),
-            },
-            RecentId {
-                at: at(2026, 11, 25, 10, 5, 0, 1),
-                id: EventId::content_hash(b"malformed"),
-            },
-        ]),
+        cursor: crate::domain::overlap_cursor(crate::domain::OverlapCursor {
+            recent: vec![
+                RecentId {
+                    at: at(2026, 11, 25, 10, 4, 59, 999_999_999),
+                    id: EventId::new("ev-1").expect("id"),
+                },
+                RecentId {
+                    at: at(2026, 11, 25, 10, 5, 0, 1),
+                    id: EventId::content_hash(b"malformed"),
+                },
+            ],
+            complete_before: Some(at(2026, 11, 25, 10, 4, 0, 123_456_789)),
+        }),
         chain_head: manifest.hash(),
         pending: Some(manifest.clone()),
         ..second.clone()
