@@ -38,26 +38,49 @@ pub(crate) fn admit(
     }
 }
 
-/// Reconciles the log `starts` with what the server said at `at`: `remaining` more requests
-/// allowed in its window then. Requests the server counted and the log did not (another tool on
-/// the same token) are recorded as started at `at`, as recent as they can be, so the log never
-/// allows more than the server would. The count is taken as of `at` (a word read late, after a
-/// wait, still describes the window it was said in); starts after `at` are in neither count.
-/// Returns the starts recorded.
+/// Reconciles the log `starts` with what the server said in its answer to the request started at
+/// `started` and answered at `at`: `remaining` more requests allowed in its window when it
+/// counted that request, at some instant in `[started, at]`. Requests the server counted and the
+/// log did not (another tool on the same token) are recorded as started at `at`, as recent as
+/// they can be. Returns the starts recorded.
+///
+/// The log's own count is taken over `(started - window, at]`, every start the server can have
+/// counted in its window: counting over `(at - window, at]` instead would miss own starts that
+/// left the log's window while the answer was in flight, take them for another tool's and keep
+/// their slots taken for a whole window more (a catch-up whose oldest burst leaves the window
+/// lost a share of every window so). Starts the server already let go, or had not seen yet
+/// (the latency's worth at either end), make this count high, so it never records more than
+/// the other tools really sent, and may record up to that many fewer: the safety share
+/// (`CLOUDFLARE_RATE_LIMIT_PER_5_MIN` below 1200) covers it when another tool is present.
 pub(crate) fn reconcile(
     starts: &mut VecDeque<Instant>,
     limit: usize,
     window: Duration,
-    (at, remaining): (Instant, usize),
+    Word {
+        started,
+        at,
+        remaining,
+    }: Word,
 ) -> usize {
-    // The log is sorted: the starts up to `at`, and those of them still in the window then.
+    // The log is sorted: the starts up to `at`, and those of them the server may count.
     let position = starts.partition_point(|s| *s <= at);
-    let counted = position - starts.partition_point(|s| *s + window <= at);
+    let counted = position - starts.partition_point(|s| *s + window <= started);
     let missing = limit.saturating_sub(counted).saturating_sub(remaining);
     for _ in 0..missing {
         starts.insert(position, at);
     }
     missing
+}
+
+/// What a response said of the server's window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Word {
+    /// When the request it answers started (was admitted by the budget).
+    pub(crate) started: Instant,
+    /// When the answer arrived.
+    pub(crate) at: Instant,
+    /// Requests left in the server's window.
+    pub(crate) remaining: usize,
 }
 
 /// A sliding-window request budget shared by every stream of one token. Waiters are served in
@@ -69,7 +92,7 @@ pub struct SlidingWindow {
     window: Duration,
     starts: tokio::sync::Mutex<VecDeque<Instant>>,
     /// The server's latest word, applied by the next admission.
-    observed: std::sync::Mutex<Option<(Instant, usize)>>,
+    observed: std::sync::Mutex<Option<Word>>,
     /// Starts recorded for requests others made on the token.
     foreign: std::sync::atomic::AtomicU64,
 }
@@ -87,13 +110,19 @@ impl SlidingWindow {
         }
     }
 
-    /// Records what a response said: `remaining` requests left in the server's window now.
-    pub fn observe(&self, remaining: u64) {
+    /// Records what the response to a request admitted at `started` (the instant
+    /// [`acquire`](Self::acquire) returned) said: `remaining` requests left in the server's
+    /// window. Arriving now.
+    pub fn observe(&self, started: Instant, remaining: u64) {
         let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
         *self
             .observed
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), remaining));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Word {
+            started,
+            at: Instant::now(),
+            remaining,
+        });
     }
 
     /// Starts recorded so far for requests others made on the token (seen in the server's
@@ -115,16 +144,16 @@ impl SlidingWindow {
         }
     }
 
-    /// Waits until a request may start and records its start; returns how long it waited.
-    pub async fn acquire(&self) -> Duration {
-        let arrived = Instant::now();
+    /// Waits until a request may start and records its start; returns the start, which
+    /// [`observe`](Self::observe) takes back with the server's answer.
+    pub async fn acquire(&self) -> Instant {
         // Held while waiting: the next waiter (FIFO) gets its turn after this one started.
         let mut starts = self.starts.lock().await;
         loop {
             let now = Instant::now();
             self.apply_observed(&mut starts);
             match admit(&mut starts, self.limit, self.window, now) {
-                Ok(()) => return now.duration_since(arrived),
+                Ok(()) => return now,
                 Err(at) => tokio::time::sleep_until(at).await,
             }
         }
@@ -153,6 +182,12 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// How long `budget` made a request wait.
+    async fn waited(budget: &SlidingWindow) -> Duration {
+        let arrived = Instant::now();
+        budget.acquire().await.duration_since(arrived)
+    }
 
     /// Starts granted to requests arriving at `arrivals` (ms after an origin, sorted), one
     /// at a time in arrival order, as [`SlidingWindow::acquire`] grants them.
@@ -224,53 +259,86 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Whatever the server says, after reconciling the log allows, as of the word,
-        /// exactly the smaller of what it allowed and what the server allowed, by adding starts
-        /// at the word only; starts after the word stay as they were.
+        /// Whatever the server says, after reconciling the log allows, over the instants the
+        /// server may have counted (`(started - window, at]`), exactly the smaller of what it
+        /// allowed and what the server allowed, by adding starts at the word only; starts after
+        /// the word stay as they were.
         #[test]
         fn reconciling_never_allows_more_than_the_server_and_adds_only_what_it_must(
             limit in 1usize..50,
             own in prop::collection::vec(0u64..20_000, 0..60),
             at_ms in 0u64..20_000,
+            latency_ms in 0u64..3_000,
             remaining in 0usize..60,
         ) {
             let window = Duration::from_millis(10_000);
-            let origin = Instant::now();
+            let origin = Instant::now() + Duration::from_millis(3_000);
             let mut own = own;
             own.sort_unstable();
             let mut log: VecDeque<Instant> =
                 own.iter().map(|ms| origin + Duration::from_millis(*ms)).collect();
             let at = origin + Duration::from_millis(at_ms);
-            let in_window = |log: &VecDeque<Instant>| {
-                log.iter().filter(|s| **s <= at && **s + window > at).count()
+            let started = at - Duration::from_millis(latency_ms);
+            let counted = |log: &VecDeque<Instant>| {
+                log.iter().filter(|s| **s <= at && **s + window > started).count()
             };
             let later = |log: &VecDeque<Instant>| log.iter().filter(|s| **s > at).count();
-            let (before, after) = (in_window(&log), later(&log));
-            let added = reconcile(&mut log, limit, window, (at, remaining));
+            let (before, after) = (counted(&log), later(&log));
+            let word = Word { started, at, remaining };
+            let added = reconcile(&mut log, limit, window, word);
             prop_assert!(log.iter().zip(log.iter().skip(1)).all(|(a, b)| a <= b), "sorted");
             prop_assert_eq!(later(&log), after);
-            prop_assert_eq!(in_window(&log), before + added);
-            let left = limit.saturating_sub(in_window(&log));
+            prop_assert_eq!(counted(&log), before + added);
+            let left = limit.saturating_sub(counted(&log));
             prop_assert_eq!(left, limit.saturating_sub(before).min(remaining));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn own_starts_leaving_the_window_while_an_answer_is_in_flight_are_not_taken_for_others() {
+        // One request at a time, each counted by the server 25 ms after it started and
+        // answered 25 ms later, as a sliding window of its own counts them. When the first
+        // burst leaves the window, its starts leave the server's window while answers are in
+        // flight: they must not be taken for another tool's requests.
+        let (limit, window) = (5usize, Duration::from_secs(10));
+        let budget = SlidingWindow::new(limit as u32, window);
+        let mut server: VecDeque<Instant> = VecDeque::new();
+        let mut starts = Vec::new();
+        for _ in 0..30 {
+            let started = budget.acquire().await;
+            starts.push(started);
+            tokio::time::advance(Duration::from_millis(25)).await;
+            let arrival = Instant::now();
+            server.retain(|a| *a + window > arrival);
+            server.push_back(arrival);
+            assert!(server.len() <= limit, "the server would answer 429");
+            let remaining = (limit - server.len()) as u64;
+            tokio::time::advance(Duration::from_millis(25)).await;
+            budget.observe(started, remaining);
+        }
+        assert_eq!(budget.foreign(), 0);
+        for pair in starts.windows(limit + 1) {
+            assert_eq!(pair[limit] - pair[0], window, "every window spent whole");
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn another_tool_on_the_token_lowers_what_is_left() {
         let budget = SlidingWindow::new(10, Duration::from_secs(10));
-        assert_eq!(budget.acquire().await, Duration::ZERO);
+        let started = budget.acquire().await;
         // The server counted 7 of the token's requests; this budget sent 1.
-        budget.observe(3);
+        budget.observe(started, 3);
         for _ in 0..3 {
-            assert_eq!(budget.acquire().await, Duration::ZERO);
+            assert_eq!(waited(&budget).await, Duration::ZERO);
         }
         assert_eq!(budget.foreign(), 6);
         assert_eq!(budget.remaining(), 0);
         // The next waits for the window: the others' requests are taken as made at the word.
-        assert_eq!(budget.acquire().await, Duration::from_secs(10));
+        assert_eq!(waited(&budget).await, Duration::from_secs(10));
         // A word saying more is left than the log allows changes nothing.
-        budget.observe(9);
-        assert_eq!(budget.acquire().await, Duration::ZERO);
+        let started = budget.acquire().await;
+        budget.observe(started, 9);
+        assert_eq!(waited(&budget).await, Duration::ZERO);
         assert_eq!(budget.foreign(), 6);
     }
 
@@ -278,11 +346,11 @@ mod tests {
     async fn acquire_waits_only_when_the_window_is_full() {
         let budget = SlidingWindow::new(3, Duration::from_secs(10));
         for _ in 0..3 {
-            assert_eq!(budget.acquire().await, Duration::ZERO);
+            assert_eq!(waited(&budget).await, Duration::ZERO);
         }
         assert_eq!(budget.remaining(), 0);
         // The fourth starts when the first three leave the window, at 10 s.
-        assert_eq!(budget.acquire().await, Duration::from_secs(10));
+        assert_eq!(waited(&budget).await, Duration::from_secs(10));
         assert_eq!(budget.remaining(), 2);
         tokio::time::advance(Duration::from_secs(9)).await;
         assert_eq!(budget.remaining(), 2);

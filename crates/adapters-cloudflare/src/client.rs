@@ -388,7 +388,9 @@ impl CloudflareClient {
         })
     }
 
-    async fn wait_for_budget(&self) {
+    /// Waits for the pause and the budget; returns the instant the budget admitted the
+    /// request.
+    async fn wait_for_budget(&self) -> Instant {
         let started = Instant::now();
         let pause = *self
             .paused_until
@@ -397,7 +399,7 @@ impl CloudflareClient {
         if let Some(until) = pause {
             tokio::time::sleep_until(until).await;
         }
-        self.budget.acquire().await;
+        let admitted = self.budget.acquire().await;
         let waited = started.elapsed();
         if waited >= Duration::from_millis(1) {
             bump(&self.counters.budget_waits);
@@ -405,6 +407,7 @@ impl CloudflareClient {
                 .budget_wait_ms
                 .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
         }
+        admitted
     }
 
     fn pause_for(&self, wait: Duration) {
@@ -425,7 +428,7 @@ impl CloudflareClient {
         what: &str,
         parse: &(dyn Fn(&Bytes) -> std::result::Result<T, String> + Sync),
     ) -> std::result::Result<T, AttemptError> {
-        self.wait_for_budget().await;
+        let admitted = self.wait_for_budget().await;
         bump(&self.counters.requests);
         let request = match &self.config.credentials {
             Credentials::Token(token) => self.http.get(url.clone()).bearer_auth(token.expose()),
@@ -445,7 +448,7 @@ impl CloudflareClient {
         let headers = response.headers();
         if let Some((remaining, reset)) = header_quota(headers) {
             // The server's count includes other tools on the same token: never exceed it.
-            self.budget.observe(remaining);
+            self.budget.observe(admitted, remaining);
             if let (0, Some(pause)) = (remaining, reset) {
                 debug!(
                     path,
