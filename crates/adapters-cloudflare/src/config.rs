@@ -251,17 +251,26 @@ pub struct AuditSourceConfig {
     pub api: AuditApi,
     /// Page size.
     pub per_page: PerPage,
+    /// Pages of one window asked at once (v1, whose pages are numbered; v2 pages by cursor,
+    /// one at a time). Default 4: enough to spend the request budget when a page takes up to
+    /// a second to answer.
+    pub page_concurrency: std::num::NonZeroU32,
     /// Leave out events by users (`CLOUDFLARE_HIDE_USER_LOGS`, v1 only).
     pub hide_user_logs: bool,
 }
 
 impl AuditSourceConfig {
-    /// The defaults for `account` and `api`: pages of 1000, user events included.
+    /// Pages of one window asked at once unless configured.
+    pub const DEFAULT_PAGE_CONCURRENCY: std::num::NonZeroU32 =
+        std::num::NonZeroU32::new(4).expect("4 is not zero");
+
+    /// The defaults for `account` and `api`: pages of 1000, 4 at once, user events included.
     pub fn new(account: AccountId, api: AuditApi) -> Self {
         Self {
             account,
             api,
             per_page: PerPage::default(),
+            page_concurrency: Self::DEFAULT_PAGE_CONCURRENCY,
             hide_user_logs: false,
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cflogs_core::{Context, Dataset, DatasetSchema, FetchRequest, Fetched, StreamId, Timestamp};
 use chrono::{DurationRound, SecondsFormat, TimeDelta};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tracing::debug;
 
 use crate::client::CloudflareClient;
@@ -36,6 +37,8 @@ pub struct AuditLogSource {
 /// Counting events at or after the floor, to know when paging may stop early.
 struct EarlyStop {
     floor: Timestamp,
+    /// Events seen, before the floor or not.
+    seen: usize,
     counted: usize,
     bytes: usize,
     first: Option<Timestamp>,
@@ -45,6 +48,7 @@ struct EarlyStop {
 
 impl EarlyStop {
     fn see(&mut self, at: Timestamp, size: usize) {
+        self.seen += 1;
         if self.last.is_some_and(|last| at < last) {
             // Not ascending after all: stopping early would be unsafe.
             self.ordered = false;
@@ -55,6 +59,44 @@ impl EarlyStop {
             self.bytes += size;
             self.first.get_or_insert(at);
         }
+    }
+
+    /// Pages worth asking after the full pages read so far (at least 1): those the caps may
+    /// still need at the mean event size seen, and no more than the window's rest holds at the
+    /// rate seen (events are in time order), so that few requests go past its end.
+    fn pages_wanted(&self, request: &FetchRequest, per_page: u32) -> u32 {
+        let per_page = per_page.max(1) as usize;
+        let to_end = self.last.and_then(|last| {
+            let covered = (last - request.window.from()).num_milliseconds();
+            let rest = (request.window.to() - last).num_milliseconds();
+            (covered > 0 && rest >= 0).then(|| {
+                let events = self.seen as f64 * rest as f64 / covered as f64;
+                (events / per_page as f64).ceil() as usize
+            })
+        });
+        let pages = self
+            .pages_to_caps(request, per_page)
+            .min(to_end.unwrap_or(1));
+        u32::try_from(pages.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Full pages of `per_page` that may still be needed before the caps are passed, at the
+    /// mean event size seen so far (at least 1).
+    fn pages_to_caps(&self, request: &FetchRequest, per_page: usize) -> usize {
+        let limits = &request.limits;
+        let by_count = limits
+            .max_events()
+            .saturating_add(1)
+            .saturating_sub(self.counted);
+        let by_bytes = match self.bytes.checked_div(self.counted) {
+            Some(mean) if mean > 0 => limits
+                .max_bytes()
+                .saturating_add(1)
+                .saturating_sub(self.bytes)
+                .div_ceil(mean),
+            _ => by_count,
+        };
+        by_count.min(by_bytes).max(1).div_ceil(per_page)
     }
 
     /// Where the read range is complete, if paging may stop now.
@@ -146,6 +188,7 @@ impl cflogs_core::WindowSource for AuditLogSource {
         let mut fetched = Fetched::default();
         let mut stop = EarlyStop {
             floor: request.floor,
+            seen: 0,
             counted: 0,
             bytes: 0,
             first: None,
@@ -155,8 +198,12 @@ impl cflogs_core::WindowSource for AuditLogSource {
         let what = format!("the audit logs of account {account}");
         match self.config.api {
             AuditApi::V1 => {
+                // Page numbers let several pages be asked at once; a page is asked only when
+                // the pages before it were full and the caps still need it, so at most
+                // `page_concurrency - 1` requests are spent past the end of a window.
                 let path = format!("accounts/{account}/audit_logs");
-                for page in 1u32.. {
+                let concurrency = self.config.page_concurrency.get() as usize;
+                let ask = |page: u32| {
                     let query = [
                         ("since", since.clone()),
                         ("before", before.clone()),
@@ -165,7 +212,20 @@ impl cflogs_core::WindowSource for AuditLogSource {
                         ("page", page.to_string()),
                         ("hide_user_logs", self.config.hide_user_logs.to_string()),
                     ];
-                    let items = match self.client.listing(&path, &query, &what).await {
+                    let (path, what) = (&path, &what);
+                    async move { (page, self.client.listing(path, &query, what).await) }
+                };
+                let mut inflight = FuturesOrdered::new();
+                let (mut next, mut wanted) = (1u32, 1u32);
+                loop {
+                    while inflight.len() < concurrency && next <= wanted {
+                        inflight.push_back(ask(next));
+                        next += 1;
+                    }
+                    let Some((page, answer)) = inflight.next().await else {
+                        break;
+                    };
+                    let items = match answer {
                         Ok(p) => p.items,
                         // v1 answers 400 for a page past the last one: the window is done.
                         Err(Error::BadRequest { .. }) if page > 1 => break,
@@ -187,6 +247,7 @@ impl cflogs_core::WindowSource for AuditLogSource {
                         fetched.complete_to = Some(at);
                         break;
                     }
+                    wanted = page.saturating_add(stop.pages_wanted(request, per_page));
                 }
             }
             AuditApi::V2 => {

@@ -478,3 +478,45 @@ async fn paging_stops_early_at_the_cap_and_is_complete_up_to_there() {
         );
     }
 }
+
+#[tokio::test]
+async fn v1_asks_several_pages_at_once_and_hardly_any_past_the_window_or_the_cap() {
+    // Answers that take 100 ms, as Cloudflare's take hundreds: one page at a time could not
+    // spend the token's budget. 2,000 events in pages of 100.
+    let (sim, client) = start(sim(11, 2_000).latency(Duration::from_millis(100))).await;
+    let window = span_window();
+    let fetched = source(&client, AuditApi::V1, 100)
+        .fetch(&whole(window))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_in(&fetched, &window),
+        sim.visible_ids_in("acc1", window.from(), window.to()),
+        "every event of the window, in page order"
+    );
+    let stats = sim.stats();
+    assert!(stats.peak_in_flight >= 3, "{stats:?}");
+    // 20 full pages and the 400 past the end; the rate seen predicts the end, so at most a
+    // few requests more.
+    assert!(stats.requests_total <= 24, "{stats:?}");
+
+    // Capped at 950 events: the pages the cap needs (10 of 100), not a page more in flight.
+    let before = sim.stats().requests_total;
+    let request = FetchRequest {
+        window,
+        floor: window.from(),
+        limits: BatchLimits::new(950, usize::MAX).unwrap(),
+    };
+    let fetched = source(&client, AuditApi::V1, 100)
+        .fetch(&request)
+        .await
+        .unwrap();
+    let cut = fetched.complete_to.expect("stopped at the cap");
+    let part = Window::new(window.from(), cut).unwrap();
+    assert_eq!(
+        ids_in(&fetched, &part),
+        sim.visible_ids_in("acc1", window.from(), cut)
+    );
+    assert_eq!(sim.stats().requests_total - before, 10);
+    sim.shutdown().await.unwrap();
+}

@@ -49,6 +49,7 @@ variables! {
     cloudflare_audit_api: String => "v1 (default) or v2",
     cloudflare_api_base_url: String => "API base URL (proxies, the simulator)",
     cloudflare_per_page: u32 => "page size, 1 to 1000 (default 1000)",
+    cloudflare_page_concurrency: u32 => "pages of one window asked at once, 1 to 16 (default 4; v1)",
     cloudflare_direction: String => "accepted for compatibility; cflogs always reads ascending",
     cloudflare_hide_user_logs: bool => "true to leave out events by users (v1)",
     cloudflare_since_safety_lag_seconds: u64 => "lookback before the watermark (default 300)",
@@ -408,6 +409,7 @@ struct StreamEntry {
     account: Option<String>,
     api: Option<String>,
     per_page: Option<u32>,
+    page_concurrency: Option<u32>,
     hide_user_logs: Option<bool>,
     poll_interval_seconds: Option<u64>,
     settle_delay_seconds: Option<u64>,
@@ -440,6 +442,13 @@ fn parse_time(text: &str, var: &str) -> Result<Timestamp> {
 type Given<'a> = &'a dyn Fn(fn(&str) -> bool) -> bool;
 
 /// An adapter's error about `var`, with the variable named first.
+/// Pages asked at once: 1 to 16 (more would only queue behind the token's budget).
+fn page_concurrency(n: u32) -> Result<std::num::NonZeroU32> {
+    std::num::NonZeroU32::new(n)
+        .filter(|n| n.get() <= 16)
+        .with_context(|| format!("{n} is out of range: give 1 to 16"))
+}
+
 fn named(var: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{var}: {e}")
 }
@@ -597,9 +606,14 @@ fn streams(raw: &Raw, policy: &Policy) -> Result<Vec<StreamConfig>> {
         tracing::warn!(value = %d, "CLOUDFLARE_DIRECTION is ignored: cflogs always reads ascending");
     }
     let hide_user_logs = raw.cloudflare_hide_user_logs.unwrap_or(false);
+    let page_concurrency = match raw.cloudflare_page_concurrency {
+        Some(n) => page_concurrency(n).map_err(|e| named("CLOUDFLARE_PAGE_CONCURRENCY", e))?,
+        None => AuditSourceConfig::DEFAULT_PAGE_CONCURRENCY,
+    };
     let audit = |account: &str, api: AuditApi| -> Result<AuditSourceConfig> {
         let mut c = AuditSourceConfig::new(AccountId::new(account)?, api);
         c.per_page = per_page;
+        c.page_concurrency = page_concurrency;
         c.hide_user_logs = hide_user_logs;
         Ok(c)
     };
@@ -698,6 +712,9 @@ fn stream_entry(
             let mut c = audit(account, api)?;
             if let Some(n) = entry.per_page {
                 c.per_page = PerPage::new(n)?;
+            }
+            if let Some(n) = entry.page_concurrency {
+                c.page_concurrency = page_concurrency(n).context("page_concurrency")?;
             }
             if let Some(h) = entry.hide_user_logs {
                 c.hide_user_logs = h;

@@ -190,6 +190,7 @@ pub(crate) struct SimConfig {
     pub cursor_style: CursorStyle,
     pub rate_limit: Option<RateLimitConfig>,
     pub clock: SimClock,
+    pub latency: Duration,
 }
 
 /// Builder for a [`Simulator`]; obtain it with [`Simulator::builder`].
@@ -211,6 +212,7 @@ pub struct SimulatorBuilder {
     cursor_style: CursorStyle,
     rate_limit: Option<RateLimitConfig>,
     clock: SimClock,
+    latency: Duration,
 }
 
 impl Default for SimulatorBuilder {
@@ -235,6 +237,7 @@ impl Default for SimulatorBuilder {
             cursor_style: CursorStyle::After,
             rate_limit: Some(RateLimitConfig::default()),
             clock: SimClock::system(),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -386,6 +389,13 @@ impl SimulatorBuilder {
         self
     }
 
+    /// How long every API answer takes after the request was counted (Cloudflare's take
+    /// hundreds of milliseconds). Default 0.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
     /// Turns rate limiting off (no 429s, no `Ratelimit` headers).
     pub fn no_rate_limit(mut self) -> Self {
         self.rate_limit = None;
@@ -499,6 +509,7 @@ impl SimulatorBuilder {
             cursor_style: self.cursor_style,
             rate_limit: self.rate_limit,
             clock: self.clock,
+            latency: self.latency,
         })
     }
 }

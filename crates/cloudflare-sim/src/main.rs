@@ -67,6 +67,9 @@ struct Args {
     /// Whether v1 answers 400 for a page past the last one.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     page_past_end_400: bool,
+    /// Milliseconds every API answer takes.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Where v2 puts the next cursor: after, cursor or alternate.
     #[arg(long, default_value_t = CursorStyle::After)]
     cursor_style: CursorStyle,
@@ -128,6 +131,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .cut_body_rate(args.cut_body_rate)
         .malformed_rate(args.malformed_rate)
         .page_past_end_400(args.page_past_end_400)
+        .latency(Duration::from_millis(args.latency_ms))
         .cursor_style(args.cursor_style);
     for a in &args.accounts {
         b = b.account(a);

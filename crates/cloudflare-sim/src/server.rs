@@ -1,6 +1,6 @@
 //! HTTP layer: the Cloudflare API routes, fault injection and the `/__sim` control routes.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -183,7 +183,8 @@ async fn v1_handler(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    sim.handle_api(Endpoint::V1(account), &headers, query.as_deref())
+    sim.answer(Endpoint::V1(account), &headers, query.as_deref())
+        .await
 }
 
 async fn v2_handler(
@@ -192,7 +193,8 @@ async fn v2_handler(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    sim.handle_api(Endpoint::V2(account), &headers, query.as_deref())
+    sim.answer(Endpoint::V2(account), &headers, query.as_deref())
+        .await
 }
 
 async fn verify_handler(State(sim): State<Simulator>, headers: HeaderMap) -> Response {
@@ -398,6 +400,30 @@ impl Simulator {
                 ]
             }
         }
+    }
+
+    /// Counts and answers an audit-log request, after the configured latency.
+    async fn answer(&self, ep: Endpoint, headers: &HeaderMap, query: Option<&str>) -> Response {
+        /// Counts a request out when its answer is sent or the client went away.
+        struct InFlight<'a>(&'a AtomicU64);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let shared = &self.shared;
+        let _in_flight = InFlight(&shared.in_flight);
+        let now_in_flight = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut s = lock(&shared.stats);
+            s.peak_in_flight = s.peak_in_flight.max(now_in_flight);
+        }
+        let response = self.handle_api(ep, headers, query);
+        let latency = self.cfg().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        response
     }
 
     fn handle_api(&self, ep: Endpoint, headers: &HeaderMap, query: Option<&str>) -> Response {

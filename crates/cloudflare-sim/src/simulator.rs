@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub fault_rng: Mutex<StdRng>,
     pub stats: Mutex<Stats>,
     pub seq: AtomicU64,
+    /// API requests in progress.
+    pub in_flight: AtomicU64,
 }
 
 /// A configured simulator: the event sets of its accounts, its fault settings and its
@@ -106,6 +108,7 @@ impl Simulator {
                 fault_rng,
                 stats: Mutex::new(Stats::default()),
                 seq: AtomicU64::new(0),
+                in_flight: AtomicU64::new(0),
             }),
         }
     }

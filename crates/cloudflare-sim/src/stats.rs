@@ -33,6 +33,9 @@ pub struct Stats {
     pub blocks_triggered: u64,
     /// Events served in 200 bodies (cut bodies included), malformed ones included.
     pub events_served: u64,
+    /// Most API requests in progress at once (with a [latency](crate::SimulatorBuilder::latency),
+    /// how many a client had in flight).
+    pub peak_in_flight: u64,
 }
 
 impl Stats {
