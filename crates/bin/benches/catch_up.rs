@@ -117,6 +117,12 @@ async fn main() {
             ("CFLOGS_METRICS_ADDR", "off".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ])
+        // A setting to compare, passed through when given.
+        .envs(
+            std::env::var("CLOUDFLARE_PAGE_CONCURRENCY")
+                .ok()
+                .map(|v| ("CLOUDFLARE_PAGE_CONCURRENCY", v)),
+        )
         .args([
             "backfill",
             "--since",
@@ -281,6 +287,20 @@ async fn main() {
         );
     } else {
         let lowest = windows.iter().map(|(_, n)| *n).min().unwrap_or(0);
+        let mut per_30s = Vec::new();
+        let mut t = 0.0;
+        let at = |t: f64| {
+            samples
+                .iter()
+                .take_while(|(when, _)| when.as_secs_f64() <= t)
+                .last()
+                .map_or(0, |(_, n)| *n)
+        };
+        while t < run_secs {
+            per_30s.push(at(t + 30.0) - at(t));
+            t += 30.0;
+        }
+        println!("requests per 30 s of the run: {per_30s:?}");
         println!(
             "requests per 5-minute window while behind ({} windows, one per 10 s of the run): lowest {lowest} of {LIMIT} ({:.1}%), highest {}",
             windows.len(),
