@@ -289,15 +289,8 @@ async fn main() {
         let lowest = windows.iter().map(|(_, n)| *n).min().unwrap_or(0);
         let mut per_30s = Vec::new();
         let mut t = 0.0;
-        let at = |t: f64| {
-            samples
-                .iter()
-                .take_while(|(when, _)| when.as_secs_f64() <= t)
-                .last()
-                .map_or(0, |(_, n)| *n)
-        };
         while t < run_secs {
-            per_30s.push(at(t + 30.0) - at(t));
+            per_30s.push(requests_by(&samples, t + 30.0) - requests_by(&samples, t));
             t += 30.0;
         }
         println!("requests per 30 s of the run: {per_30s:?}");
@@ -314,16 +307,19 @@ async fn main() {
     sim.shutdown().await.expect("simulator stops");
 }
 
+/// Requests the simulator had answered `t` seconds into the run (the last sample by then).
+fn requests_by(samples: &[(Duration, u64)], t: f64) -> u64 {
+    samples
+        .iter()
+        .take_while(|(when, _)| when.as_secs_f64() <= t)
+        .last()
+        .map_or(0, |(_, n)| *n)
+}
+
 /// Requests in every 5-minute window `[s, s + 300 s]` that lies inside the run, for `s` every
 /// 10 s: a window ending before the run does was spent while the stream was behind.
 fn window_usage(samples: &[(Duration, u64)], run_secs: f64) -> Vec<(u64, u64)> {
-    let at = |t: f64| {
-        samples
-            .iter()
-            .take_while(|(when, _)| when.as_secs_f64() <= t)
-            .last()
-            .map_or(0, |(_, n)| *n)
-    };
+    let at = |t: f64| requests_by(samples, t);
     let mut out = Vec::new();
     let mut start = 0u64;
     while (start + WINDOW.as_secs()) as f64 <= run_secs {

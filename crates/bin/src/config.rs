@@ -441,7 +441,6 @@ fn parse_time(text: &str, var: &str) -> Result<Timestamp> {
 /// embedded default).
 type Given<'a> = &'a dyn Fn(fn(&str) -> bool) -> bool;
 
-/// An adapter's error about `var`, with the variable named first.
 /// Pages asked at once: 1 to 16 (more would only queue behind the token's budget).
 fn page_concurrency(n: u32) -> Result<std::num::NonZeroU32> {
     std::num::NonZeroU32::new(n)
@@ -449,6 +448,7 @@ fn page_concurrency(n: u32) -> Result<std::num::NonZeroU32> {
         .with_context(|| format!("{n} is out of range: give 1 to 16"))
 }
 
+/// An adapter's error about `var`, with the variable named first.
 fn named(var: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{var}: {e}")
 }
@@ -945,6 +945,13 @@ mod tests {
         };
         assert!(with("POLL_INTERVAL_SECONDS", "ten").contains("POLL_INTERVAL_SECONDS"));
         assert!(with("CLOUDFLARE_PER_PAGE", "5000").contains("CLOUDFLARE_PER_PAGE"));
+        for n in ["0", "17"] {
+            let e = with("CLOUDFLARE_PAGE_CONCURRENCY", n);
+            assert!(
+                e.contains("CLOUDFLARE_PAGE_CONCURRENCY") && e.contains("1 to 16"),
+                "{e}"
+            );
+        }
         assert!(with("CLOUDFLARE_API_BASE_URL", "not a url").contains("CLOUDFLARE_API_BASE_URL"));
         assert!(with("INITIAL_CHECKPOINT", "yesterday").contains("INITIAL_CHECKPOINT"));
         assert!(with("CLOUDFLARE_AUDIT_API", "v3").contains("CLOUDFLARE_AUDIT_API"));

@@ -389,8 +389,8 @@ impl SimulatorBuilder {
         self
     }
 
-    /// How long every API answer takes after the request was counted (Cloudflare's take
-    /// hundreds of milliseconds). Default 0.
+    /// How long every audit-log answer (v1 and v2) takes after the request was counted
+    /// (Cloudflare's take hundreds of milliseconds). Default 0.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self

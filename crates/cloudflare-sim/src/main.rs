@@ -67,7 +67,7 @@ struct Args {
     /// Whether v1 answers 400 for a page past the last one.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     page_past_end_400: bool,
-    /// Milliseconds every API answer takes.
+    /// Milliseconds every audit-log answer takes.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Where v2 puts the next cursor: after, cursor or alternate.
