@@ -7,6 +7,13 @@
 //! window. A log of the last `limit` start times is exact: a request starts at once while
 //! fewer than `limit` started in the last `window`, and otherwise when the oldest of them
 //! leaves the window. Memory is `limit` instants.
+//!
+//! A request holds its slot from its admission until a window after its answer arrived: the
+//! server counted it at some instant in between, so a later request reusing the slot can never
+//! reach the server before the server let the earlier one go, whatever the latency of either
+//! (a burst answered slowly and a window of fast requests after it, say). The slot is held
+//! the latency longer than the server holds it, a few milliseconds of every 5 minutes; in
+//! exchange, the `Ratelimit` reset header, in whole seconds, is not needed to pause.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -35,6 +42,22 @@ pub(crate) fn admit(
     } else {
         // The window is full: the next start is when the oldest of the last `limit` leaves it.
         Err(starts[starts.len() - limit] + window)
+    }
+}
+
+/// Moves the start `started` in the log `starts` to `answered`, the instant its answer arrived,
+/// keeping the log sorted: the slot is then held until a window after the answer. A start not
+/// in the log (it left the window already) is left alone.
+pub(crate) fn hold_until_answered(
+    starts: &mut VecDeque<Instant>,
+    started: Instant,
+    answered: Instant,
+) {
+    let at = starts.partition_point(|s| *s < started);
+    if starts.get(at) == Some(&started) {
+        starts.remove(at);
+        let to = starts.partition_point(|s| *s <= answered);
+        starts.insert(to, answered);
     }
 }
 
@@ -93,6 +116,8 @@ pub struct SlidingWindow {
     starts: tokio::sync::Mutex<VecDeque<Instant>>,
     /// The server's latest word, applied by the next admission.
     observed: std::sync::Mutex<Option<Word>>,
+    /// Answers arrived since the last admission: (admitted, answered), applied by the next.
+    answered: std::sync::Mutex<Vec<(Instant, Instant)>>,
     /// Starts recorded for requests others made on the token.
     foreign: std::sync::atomic::AtomicU64,
 }
@@ -106,6 +131,7 @@ impl SlidingWindow {
             window,
             starts: tokio::sync::Mutex::new(VecDeque::with_capacity(limit)),
             observed: std::sync::Mutex::new(None),
+            answered: std::sync::Mutex::new(Vec::new()),
             foreign: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -125,6 +151,16 @@ impl SlidingWindow {
         });
     }
 
+    /// Records that the answer to the request admitted at `started` arrived now: its slot is
+    /// held until a window from now (see the module documentation). Call it for every answer,
+    /// whatever its status, as soon as its headers arrive.
+    pub fn answered(&self, started: Instant) {
+        self.answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((started, Instant::now()));
+    }
+
     /// Starts recorded so far for requests others made on the token (seen in the server's
     /// remaining count, not sent by this budget).
     pub fn foreign(&self) -> u64 {
@@ -132,6 +168,15 @@ impl SlidingWindow {
     }
 
     fn apply_observed(&self, starts: &mut VecDeque<Instant>) {
+        let answered = std::mem::take(
+            &mut *self
+                .answered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (started, at) in answered {
+            hold_until_answered(starts, started, at);
+        }
         let observed = self
             .observed
             .lock()
@@ -320,6 +365,75 @@ mod tests {
         for pair in starts.windows(limit + 1) {
             assert_eq!(pair[limit] - pair[0], window, "every window spent whole");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_is_held_until_a_window_after_its_answer_so_no_latency_trips_the_server() {
+        // A first burst answered slowly (the server counting each request up to 900 ms after
+        // it was admitted), then fast requests: reusing a slot a window after its admission
+        // would reach the server before it let the slow request go. Held a window after the
+        // answer, no request ever finds the server's window full.
+        let (limit, window) = (20usize, Duration::from_secs(10));
+        let budget = std::sync::Arc::new(SlidingWindow::new(limit as u32, window));
+        let server: std::sync::Arc<std::sync::Mutex<VecDeque<Instant>>> = Default::default();
+        let mut tasks = Vec::new();
+        for i in 0..120u64 {
+            let (budget, server) = (budget.clone(), server.clone());
+            tasks.push(tokio::spawn(async move {
+                let started = budget.acquire().await;
+                let latency = if i < limit as u64 {
+                    900 - i * 40
+                } else {
+                    1 + i % 3
+                };
+                tokio::time::advance(Duration::from_millis(0)).await;
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+                let arrival = Instant::now();
+                let full = {
+                    let mut hits = server.lock().unwrap();
+                    hits.retain(|a| *a + window > arrival);
+                    hits.push_back(arrival);
+                    hits.len() > limit
+                };
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                budget.answered(started);
+                (started, full)
+            }));
+        }
+        let mut starts = Vec::new();
+        for t in tasks {
+            let (started, full) = t.await.unwrap();
+            assert!(!full, "the server would answer 429");
+            starts.push(started);
+        }
+        starts.sort();
+        // And the budget is still spent: 120 requests in 6 windows and less than a second.
+        let spent = *starts.last().unwrap() - starts[0];
+        assert!(
+            spent < window * 5 + Duration::from_secs(1),
+            "took {spent:?} for 120 requests at 20 per 10 s"
+        );
+        // Holding to the admission instead (no `answered`) would have tripped it: the same
+        // latencies against starts alone put a fast request into a window still full.
+        let mut hits: VecDeque<Instant> = VecDeque::new();
+        let origin = Instant::now();
+        let mut tripped = false;
+        for i in 0..40u64 {
+            let started = origin + window * u32::try_from(i / limit as u64).unwrap();
+            let latency = if i < limit as u64 {
+                900 - i * 40
+            } else {
+                1 + i % 3
+            };
+            let arrival = started + Duration::from_millis(latency);
+            hits.retain(|a| *a + window > arrival);
+            hits.push_back(arrival);
+            tripped |= hits.len() > limit;
+        }
+        assert!(
+            tripped,
+            "the scenario must be one that trips a start-based log"
+        );
     }
 
     #[tokio::test(start_paused = true)]

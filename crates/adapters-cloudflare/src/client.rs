@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::budget::SlidingWindow;
 use crate::config::{ClientConfig, Credentials};
@@ -188,26 +188,19 @@ fn parse_listing(body: &Bytes) -> std::result::Result<(bool, Page, Vec<ApiMessag
     Ok((true, Page { items, next_cursor }, Vec::new()))
 }
 
-/// What a `Ratelimit: "default";r=5;t=30` (or `X-RateLimit-Remaining: 5` with
-/// `X-RateLimit-Reset: 30`) header says: requests left in the server's window, and the seconds
-/// until its oldest request leaves it.
-fn header_quota(headers: &HeaderMap) -> Option<(u64, Option<Duration>)> {
+/// What a `Ratelimit: "default";r=5;t=30` (or `X-RateLimit-Remaining: 5`) header says:
+/// requests left in the server's window. Its reset (`t`, whole seconds) is not used: the budget
+/// holds each slot until a window after its answer, never shorter than the server does.
+fn header_quota(headers: &HeaderMap) -> Option<u64> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(value) = text("ratelimit") {
-        let field = |key: &str| {
-            value
-                .split(';')
-                .filter_map(|part| part.trim().split_once('='))
-                .find(|(k, _)| k.trim() == key)
-                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        };
-        return field("r").map(|r| (r, field("t").map(Duration::from_secs)));
+        return value
+            .split(';')
+            .filter_map(|part| part.trim().split_once('='))
+            .find(|(k, _)| k.trim() == "r")
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
     }
-    let remaining = text("x-ratelimit-remaining").and_then(|r| r.trim().parse::<u64>().ok())?;
-    let reset = text("x-ratelimit-reset")
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    Some((remaining, reset))
+    text("x-ratelimit-remaining").and_then(|r| r.trim().parse::<u64>().ok())
 }
 
 /// `Retry-After` in seconds.
@@ -246,12 +239,11 @@ impl CloudflareClient {
             .user_agent(concat!("cflogs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        // Cloudflare's rule: at most N requests in any window. Counted at our start times,
-        // with 1% more window for the time requests take to arrive and for clock differences.
-        let budget = SlidingWindow::new(
-            config.rate_budget.requests(),
-            config.rate_budget.per().mul_f64(1.01),
-        );
+        // Cloudflare's rule: at most N requests in any window. Each slot is held from the
+        // request's start until a window after its answer, which covers the time requests take
+        // to arrive whatever it is (a fixed margin, 1% of the window before, cost the first
+        // seconds of every window a backlog waited for).
+        let budget = SlidingWindow::new(config.rate_budget.requests(), config.rate_budget.per());
         Ok(Self {
             http,
             base,
@@ -444,19 +436,14 @@ impl CloudflareClient {
                 cflogs_core::error_chain(&e.without_url())
             ))
         })?;
+        // The slot is held until a window after this answer (the server counted the request
+        // before it answered), which also makes the `Ratelimit` reset, in whole seconds, moot.
+        self.budget.answered(admitted);
         let status = response.status();
         let headers = response.headers();
-        if let Some((remaining, reset)) = header_quota(headers) {
+        if let Some(remaining) = header_quota(headers) {
             // The server's count includes other tools on the same token: never exceed it.
             self.budget.observe(admitted, remaining);
-            if let (0, Some(pause)) = (remaining, reset) {
-                debug!(
-                    path,
-                    pause_ms = pause.as_millis() as u64,
-                    "rate budget exhausted per headers"
-                );
-                self.pause_for(pause);
-            }
         }
         if status.as_u16() == 429 {
             bump(&self.counters.rate_limited);
@@ -571,16 +558,16 @@ mod tests {
             "ratelimit",
             HeaderValue::from_static("\"default\";r=5;t=30"),
         );
-        assert_eq!(header_quota(&h), Some((5, Some(Duration::from_secs(30)))));
+        assert_eq!(header_quota(&h), Some(5));
         h.insert(
             "ratelimit",
             HeaderValue::from_static("\"default\";r=0;t=30"),
         );
-        assert_eq!(header_quota(&h), Some((0, Some(Duration::from_secs(30)))));
+        assert_eq!(header_quota(&h), Some(0));
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
         h.insert("x-ratelimit-reset", HeaderValue::from_static("12"));
-        assert_eq!(header_quota(&h), Some((0, Some(Duration::from_secs(12)))));
+        assert_eq!(header_quota(&h), Some(0));
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("many"));
         assert_eq!(header_quota(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
