@@ -264,7 +264,6 @@ impl Checkpoint {
         // with the position it recorded. Its link to this chain head cannot be checked when it
         // is more than one batch ahead; its hash and position can.
         let restore = next.seq > self.seq
-            && self.pending.is_none()
             && next.pending.as_ref().is_some_and(|p| {
                 p.seq == next.seq
                     && p.stream == next.stream
@@ -316,6 +315,89 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A manifest of `stream`'s batch `seq`, with a recorded position or none.
+    fn archived(stream: &StreamId, seq: u64, resume: Option<Position>) -> Manifest {
+        let t = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        Manifest {
+            version: Manifest::VERSION,
+            stream: stream.clone(),
+            dataset: crate::Dataset::audit_logs(),
+            seq,
+            epoch: Epoch(7),
+            window: crate::Window::new(t, t + chrono::Duration::minutes(5)).unwrap(),
+            events: 3,
+            quarantined: 0,
+            objects: Vec::new(),
+            prev: Digest::of(b"batch before"),
+            created_at: t,
+            resume,
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_restored_only_from_a_newer_manifest_of_its_stream_with_a_position() {
+        let stream = StreamId::new("s/a").unwrap();
+        let start = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+        let fresh = Checkpoint {
+            epoch: Epoch(2),
+            ..Checkpoint::genesis(stream.clone(), start)
+        };
+        let at = chrono::DateTime::from_timestamp(1_795_000_300, 5).unwrap();
+        let m = archived(&stream, 9, Some(Position::start(at)));
+        let restored = fresh.restored_from(&m).unwrap();
+        assert_eq!(
+            (
+                restored.seq,
+                restored.epoch,
+                restored.watermark,
+                restored.chain_head
+            ),
+            (9, Epoch(2), at, m.hash())
+        );
+        assert_eq!(
+            restored.pending.as_ref(),
+            Some(&m),
+            "pending again: re-published"
+        );
+        // Several batches ahead and an earlier watermark than the configured start: a restore.
+        fresh.check_successor(&restored).unwrap();
+        // The same jump with another position, another head or nothing pending is not.
+        let mut moved = restored.clone();
+        moved.watermark = start;
+        assert!(fresh.check_successor(&moved).is_err());
+        let mut headless = restored.clone();
+        headless.chain_head = Digest::GENESIS;
+        assert!(fresh.check_successor(&headless).is_err());
+        let mut bare = restored.clone();
+        bare.pending = None;
+        assert!(fresh.check_successor(&bare).is_err());
+        // From a behind (not empty) checkpoint too, but never backwards or across streams.
+        let behind = Checkpoint {
+            seq: 4,
+            ..fresh.clone()
+        };
+        assert!(behind.restored_from(&m).is_ok());
+        let ahead = Checkpoint {
+            seq: 9,
+            ..fresh.clone()
+        };
+        assert!(ahead.restored_from(&m).is_err());
+        let other = archived(&StreamId::new("s/b").unwrap(), 9, Some(Position::start(at)));
+        assert!(fresh.restored_from(&other).is_err());
+        // A manifest written before positions were recorded cannot restore anything.
+        let legacy = archived(&stream, 9, None);
+        match fresh.restored_from(&legacy) {
+            Err(Error::Fatal { source, .. }) => {
+                assert!(
+                    source
+                        .to_string()
+                        .contains("restore the checkpoint store from a backup")
+                );
+            }
+            other => panic!("expected Fatal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn a_stored_document_must_agree_with_its_row() {

@@ -341,6 +341,31 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
         stored, batch_candidates[winners[0]],
         "the winner is what is stored"
     );
+
+    // A restore from the archive: a fresh stream jumps to the archive's newest batch, with an
+    // earlier watermark than its configured start, and is stored exactly.
+    let c = stream(prefix, "cp-restore");
+    let fresh = store.acquire(&c, initial).await.expect("acquire");
+    let mut newest = sample_manifest(&c, 41, Epoch(3), Digest::of(b"batch 40"));
+    newest.resume = Some(crate::Position::start(at(
+        2026,
+        11,
+        24,
+        23,
+        59,
+        59,
+        999_999_999,
+    )));
+    let restored = fresh.restored_from(&newest).expect("restorable");
+    store
+        .commit(fresh.guard(), &restored)
+        .await
+        .expect("a restore commit MUST be accepted");
+    assert_eq!(
+        store.load(&c).await.expect("load"),
+        Some(restored.clone()),
+        "the restored checkpoint, pending manifest and position included"
+    );
 }
 
 /// Reads back what an [`AnalyticsSink`] stored, for [`analytics_sink`].
