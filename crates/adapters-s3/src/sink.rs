@@ -6,7 +6,9 @@
 //!   uploaded.
 //! - `publish` copies each staged object to its final key server-side (`CopyObject` on S3),
 //!   writes the manifest (its canonical bytes) to `_manifests/{stream}/{seq}.json`, then deletes
-//!   the staged objects. Run again, it finds the staged objects gone and checks that each final
+//!   the staged objects. Create-only: a final object or manifest already at its key is never
+//!   replaced; one holding other bytes stops publishing with [`Error::Fatal`] (a checkpoint
+//!   store behind the archive), one holding the same bytes is a publish run again. Run again, it finds the staged objects gone and checks that each final
 //!   object holds the manifest's bytes; a staged object gone with no such final object is
 //!   [`Error::Fatal`] (lost data).
 //! - `sweep` deletes stale staged objects (see the port's contract).
@@ -31,7 +33,7 @@ use cflogs_core::{
 };
 use futures_util::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::file::metadata::KeyValue;
 use sha2::{Digest as _, Sha256};
 
@@ -413,40 +415,166 @@ impl ParquetArchive {
         Ok(request.manifest(batch, objects))
     }
 
+    /// Copies one staged object to its final key, create-only: an object already there is
+    /// never replaced. The store refuses by itself where it can (`copy_if_not_exists`: local
+    /// directories, memory, S3 with a copy-if-not-exists mode); elsewhere the final key is
+    /// looked up first. Either way an object found there must hold the manifest's bytes (a
+    /// publish run again after a crash) or publishing stops with [`Error::Fatal`].
     async fn publish_object(&self, o: &ManifestObject) -> Result<()> {
         let staged = self.path(&o.staged_key)?;
         let target = self.path(&o.final_key)?;
-        match self.store.copy(&staged, &target).await {
-            Ok(()) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => {
-                // Staged object gone: published before, or lost.
-                match digest_of(self.store.as_ref(), &target)
-                    .await
-                    .map_err(|e| e.into_core("archive publish"))?
-                {
-                    Some((digest, size)) if digest == o.sha256 && size == o.bytes => Ok(()),
-                    Some((digest, _)) => Err(Error::fatal(
-                        "archive publish",
-                        format!(
-                            "staged object {} is gone and final object {} holds other bytes \
-                             (sha256 {digest}, manifest says {}): data lost or modified",
-                            o.staged_key, o.final_key, o.sha256
-                        ),
-                    )),
-                    None => Err(Error::fatal(
-                        "archive publish",
-                        format!(
-                            "staged object {} is gone and final object {} is missing: data lost",
-                            o.staged_key, o.final_key
-                        ),
-                    )),
+        let copied = match self.store.copy_if_not_exists(&staged, &target).await {
+            Err(
+                object_store::Error::NotSupported { .. }
+                | object_store::Error::NotImplemented { .. },
+            ) => match self.store.head(&target).await {
+                Ok(_) => {
+                    return self.check_final(o, Final::Present).await;
                 }
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.store.copy(&staged, &target).await
+                }
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        match copied {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.check_final(o, Final::Present).await
+            }
+            // Staged object gone: published before, or lost.
+            Err(object_store::Error::NotFound { .. }) => {
+                self.check_final(o, Final::StagedGone).await
             }
             Err(e) => {
                 Err(ArchiveError::store("copy", staged.as_ref(), e).into_core("archive publish"))
             }
         }
     }
+
+    /// Checks that the object at `o`'s final key holds the manifest's bytes.
+    async fn check_final(&self, o: &ManifestObject, why: Final) -> Result<()> {
+        let target = self.path(&o.final_key)?;
+        let found = digest_of(self.store.as_ref(), &target)
+            .await
+            .map_err(|e| e.into_core("archive publish"))?;
+        match (found, why) {
+            (Some((digest, size)), _) if digest == o.sha256 && size == o.bytes => Ok(()),
+            (Some((digest, _)), Final::Present) => Err(Error::fatal(
+                "archive publish",
+                format!(
+                    "refusing to overwrite {}: the archive already holds other bytes there \
+                     (sha256 {digest}; this batch's are {}). The checkpoint store is behind the \
+                     archive (a restored backup, a new database, deleted rows?): {RECOVER}",
+                    o.final_key, o.sha256
+                ),
+            )),
+            (Some((digest, _)), Final::StagedGone) => Err(Error::fatal(
+                "archive publish",
+                format!(
+                    "staged object {} is gone and final object {} holds other bytes \
+                     (sha256 {digest}, manifest says {}): data lost or modified",
+                    o.staged_key, o.final_key, o.sha256
+                ),
+            )),
+            (None, _) => Err(Error::fatal(
+                "archive publish",
+                format!(
+                    "staged object {} is gone and final object {} is missing: data lost",
+                    o.staged_key, o.final_key
+                ),
+            )),
+        }
+    }
+
+    /// Writes `manifest`'s object, create-only: one already at its key must hold the same
+    /// bytes, or publishing stops with [`Error::Fatal`] before anything is written. Returns
+    /// whether it was there already.
+    async fn check_manifest(&self, manifest: &Manifest) -> Result<bool> {
+        let key = layout::manifest_key(&manifest.stream, manifest.seq);
+        let path = self.path(&key)?;
+        match self.store.get(&path).await {
+            Ok(found) => {
+                let bytes = found.bytes().await.map_err(|e| {
+                    ArchiveError::store("read", &key, e).into_core("archive publish")
+                })?;
+                if bytes.as_ref() == manifest.canonical_bytes().as_slice() {
+                    return Ok(true);
+                }
+                let other = Digest::of(&bytes);
+                Err(Error::fatal(
+                    "archive publish",
+                    format!(
+                        "refusing to overwrite manifest {key}: the archive already holds a batch \
+                         {} of stream {} with other content (manifest hash {other}; this one's is \
+                         {}). The checkpoint store is behind the archive (a restored backup, a \
+                         new database, deleted rows?): {RECOVER}",
+                        manifest.seq,
+                        manifest.stream,
+                        manifest.hash()
+                    ),
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(ArchiveError::store("get", &key, e).into_core("archive publish")),
+        }
+    }
+
+    /// Puts `manifest`'s object where [`Self::check_manifest`] found none: with a conditional
+    /// create where the store has one (so a writer racing us cannot be overwritten either),
+    /// a plain put where it has not.
+    async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let key = layout::manifest_key(&manifest.stream, manifest.seq);
+        let path = self.path(&key)?;
+        let payload = || PutPayload::from(Bytes::from(manifest.canonical_bytes()));
+        let options = |mode| {
+            let mut options = PutOptions::from(mode);
+            options.extensions.insert(LockThis);
+            options
+        };
+        let put = match self
+            .store
+            .put_opts(&path, payload(), options(PutMode::Create))
+            .await
+        {
+            Err(object_store::Error::NotImplemented { .. }) => {
+                self.store
+                    .put_opts(&path, payload(), options(PutMode::Overwrite))
+                    .await
+            }
+            other => other,
+        };
+        match put {
+            Ok(_) => Ok(()),
+            // Written between our look and our put: it must be ours.
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                if self.check_manifest(manifest).await? {
+                    Ok(())
+                } else {
+                    Err(Error::fatal(
+                        "archive publish",
+                        format!("manifest {key} appeared and vanished while it was written"),
+                    ))
+                }
+            }
+            Err(e) => Err(ArchiveError::store("put", &key, e).into_core("archive publish")),
+        }
+    }
+}
+
+/// What the operator is told when publishing refuses to overwrite archive history.
+const RECOVER: &str = "nothing was overwritten; restore the stream's checkpoint from the \
+    archive (see docs/operations.md, \"The checkpoint store lost its state\") before starting \
+    the stream again";
+
+/// Why a final object is being compared with its manifest.
+#[derive(Clone, Copy)]
+enum Final {
+    /// Found at its key while its staged copy exists: publishing would overwrite it.
+    Present,
+    /// Its staged copy is gone: published before, or lost.
+    StagedGone,
 }
 
 /// The store path of `key` under `prefix`.
@@ -509,22 +637,15 @@ impl ArchiveSink for ParquetArchive {
     }
 
     async fn publish(&self, manifest: &Manifest) -> Result<()> {
-        // The objects' copies side by side (each is independent); the manifest only once all
-        // are in place, the staged copies deleted only once the manifest is.
+        // The manifest's key first: one holding another batch stops publishing before any
+        // object is touched. Then the objects' copies side by side (each is independent); the
+        // manifest only once all are in place, the staged copies deleted only once it is.
+        let there = self.check_manifest(manifest).await?;
         futures_util::future::try_join_all(manifest.objects.iter().map(|o| self.publish_object(o)))
             .await?;
-        let key = layout::manifest_key(&manifest.stream, manifest.seq);
-        let path = self.path(&key)?;
-        let mut options = PutOptions::default();
-        options.extensions.insert(LockThis);
-        self.store
-            .put_opts(
-                &path,
-                PutPayload::from(Bytes::from(manifest.canonical_bytes())),
-                options,
-            )
-            .await
-            .map_err(|e| ArchiveError::store("put", &key, e).into_core("archive publish"))?;
+        if !there {
+            self.put_manifest(manifest).await?;
+        }
         futures_util::future::try_join_all(manifest.objects.iter().map(|o| async move {
             let staged = self.path(&o.staged_key)?;
             match self.store.delete(&staged).await {
@@ -538,6 +659,31 @@ impl ArchiveSink for ParquetArchive {
         .await?;
         tracing::debug!(stream = %manifest.stream, seq = manifest.seq, "archive batch published");
         Ok(())
+    }
+
+    async fn newest_after(&self, stream: &StreamId, seq: u64) -> Result<Option<Manifest>> {
+        // Manifest keys sort by seq (zero-padded), so listing after this seq's key reads only
+        // the manifests the checkpoint does not know: none, normally.
+        let dir = self.path(&layout::manifest_dir(stream))?;
+        let offset = self.path(&layout::manifest_key(stream, seq))?;
+        let listing: Vec<object_store::ObjectMeta> = self
+            .store
+            .list_with_offset(Some(&dir), &offset)
+            .try_collect()
+            .await
+            .map_err(|e| ArchiveError::store("list", dir.as_ref(), e).into_core("archive read"))?;
+        let newest = listing
+            .into_iter()
+            .filter_map(|m| {
+                let found = layout::parse_manifest_file_name(m.location.filename()?)?;
+                (found > seq).then_some((found, m.location))
+            })
+            .max_by_key(|(found, _)| *found);
+        let Some((_, path)) = newest else {
+            return Ok(None);
+        };
+        let bytes = self.get_bytes(&path).await?;
+        Manifest::from_bytes(&bytes).map(Some)
     }
 
     async fn sweep(&self, checkpoint: &Checkpoint, min_age: Duration) -> Result<u64> {

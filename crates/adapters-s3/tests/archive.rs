@@ -334,6 +334,100 @@ async fn verify_of_an_empty_stream_is_clean_and_checks_the_head() {
     ));
 }
 
+/// A checkpoint store that lost its state (a restored backup, a new database) makes a stream
+/// start its chain again at seq 1 over an archive that holds batches 1 to 3. Whatever it
+/// stages for those numbers (other events, another epoch, a window shifted or not), publishing
+/// refuses before it overwrites anything, saying why; with the manifest of batch 3 gone the
+/// final objects still refuse. The archive keeps every byte and verifies clean against the
+/// old head; a publish of the very batch the archive holds is still a no-op.
+async fn restarted_chain(backend: Backend) {
+    let p = published(backend, "restarted").await;
+    let history = p.probe.history().await;
+    let mut prev = Digest::GENESIS;
+    for (seq, shift) in [(1u64, 0i64), (2, 7), (3, 0)] {
+        if seq == 3 {
+            let key = layout::manifest_key(&p.stream, 3);
+            conformance::ArchiveProbe::delete(&p.probe, &key)
+                .await
+                .expect("delete manifest 3");
+        }
+        let start = at(9 + seq as u32, 50) + chrono::Duration::minutes(shift);
+        let events = audit_events(
+            "acc",
+            seq * 1000 + 500,
+            25,
+            start,
+            chrono::Duration::seconds(20),
+        );
+        let batch = Batch {
+            stream: p.stream.clone(),
+            schema: cflogs_core::testing::samples::audit_schema(),
+            window: Window::new(start, start + chrono::Duration::minutes(21)).unwrap(),
+            events,
+            quarantined: Vec::new(),
+        };
+        let request = StageRequest {
+            seq,
+            epoch: Epoch(2),
+            prev,
+            now: at(15, 0),
+        };
+        let m = p.archive.stage(&batch, request).await.expect("stage");
+        match p.archive.publish(&m).await {
+            Err(cflogs_core::Error::Fatal { source, .. }) => {
+                let detail = source.to_string();
+                assert!(
+                    detail.contains("refusing to overwrite") && detail.contains("checkpoint"),
+                    "batch {seq}: the refusal says what and how to recover: {detail}"
+                );
+            }
+            other => panic!("batch {seq}: publishing over history must be refused, got {other:?}"),
+        }
+        prev = m.hash();
+    }
+    let mut expected = history.clone();
+    expected.remove(&layout::manifest_key(&p.stream, 3));
+    assert_eq!(
+        p.probe.history().await,
+        expected,
+        "not one byte of the archive changed (but the manifest the test deleted)"
+    );
+    p.probe
+        .put(
+            &layout::manifest_key(&p.stream, 3),
+            history[&layout::manifest_key(&p.stream, 3)].clone(),
+        )
+        .await;
+    for m in &p.manifests {
+        p.archive
+            .publish(m)
+            .await
+            .expect("the archive's own batch is a no-op");
+    }
+    assert_eq!(p.probe.history().await, history);
+    let report = p
+        .archive
+        .verify(&p.stream, Some(p.head))
+        .await
+        .expect("verify");
+    assert!(report.is_clean(), "{report}");
+}
+
+#[tokio::test]
+async fn a_restarted_chain_never_overwrites_history_memory() {
+    restarted_chain(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_restarted_chain_never_overwrites_history_local_directory() {
+    restarted_chain(Backend::File).await;
+}
+
+#[tokio::test]
+async fn a_restarted_chain_never_overwrites_history_garage() {
+    restarted_chain(Backend::S3).await;
+}
+
 #[tokio::test]
 async fn publish_after_a_final_object_was_modified_is_fatal() {
     let p = published(Backend::Memory, "republish").await;

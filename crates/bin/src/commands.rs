@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::wiring::Wired;
+use crate::wiring::{Stream, Wired};
 
 /// Runs `job` for every stream of `wired`, each on a task of its own (several accounts' streams
 /// proceed side by side; one token's budget is shared fairly between them), and waits for all:
@@ -277,7 +277,8 @@ pub async fn migrate(config: &Config) -> Result<()> {
 }
 
 /// `cflogs rehydrate`: every published batch of every stream, read back from the archive into
-/// the analytics store. Idempotent: what is already there is left alone.
+/// the analytics store, then each checkpoint that is missing or behind the archive restored
+/// from the archive's newest manifest. Idempotent: what is already there is left alone.
 pub async fn rehydrate(config: &Config) -> Result<()> {
     let wired = Wired::connect(config).await?;
     for stream in &wired.streams {
@@ -299,6 +300,37 @@ pub async fn rehydrate(config: &Config) -> Result<()> {
             r.duplicates,
             r.quarantined
         );
+        restore_from_archive(&wired, stream).await?;
     }
+    Ok(())
+}
+
+/// Restores `stream`'s checkpoint from the archive when the store has none or is behind it.
+async fn restore_from_archive(wired: &Wired, stream: &Stream) -> Result<()> {
+    use cflogs_core::ArchiveSink as _;
+    let id = stream.id();
+    let stored = wired.store.load(id).await?;
+    let known = stored.as_ref().map_or(0, |cp| cp.seq);
+    if wired.archive.newest_after(id, known).await?.is_none() {
+        println!("{id}: checkpoint in step with the archive (batch {known})");
+        return Ok(());
+    }
+    // Taking the lease fences an instance still running the stream (it stops at its next
+    // commit); then the archive is asked again, against the checkpoint now held.
+    let cp = wired.store.acquire(id, stream.policy.start_at).await?;
+    let Some(newest) = wired.archive.newest_after(id, cp.seq).await? else {
+        println!(
+            "{id}: checkpoint in step with the archive (batch {})",
+            cp.seq
+        );
+        return Ok(());
+    };
+    let restored = cflogs_core::restore_checkpoint(wired.store.as_ref(), &cp, &newest).await?;
+    println!(
+        "{id}: checkpoint restored from the archive: batch {} (was {}), watermark {}",
+        restored.seq,
+        cp.seq,
+        restored.watermark.to_rfc3339()
+    );
     Ok(())
 }

@@ -181,23 +181,30 @@ async fn once_is_exactly_once_across_runs_and_verify_catches_tampering() {
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
     assert!(text(&verify).contains(", 0 findings"), "{}", text(&verify));
 
-    // Lose the analytics database: rehydrate brings every event back from the archive, once.
-    // (The checkpoints were in that file too; restoring them from the archive is not done yet,
-    // see docs/operations.md, so the pipeline is not restarted here.)
+    // Lose the database (rows and checkpoints): rehydrate brings every event back from the
+    // archive, once, and the checkpoint with them; the stream then goes on where it was.
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.path().join(format!("data/cflogs.sqlite3{suffix}")));
     }
     let back = run(&["rehydrate"]).await;
     assert!(
-        text(&back).contains("3000 events inserted, 0 already present"),
+        text(&back).contains("3000 events inserted, 0 already present")
+            && text(&back).contains("checkpoint restored from the archive: batch "),
         "{}",
         text(&back)
     );
     let again = run(&["rehydrate"]).await;
     assert!(
-        text(&again).contains("0 events inserted, 3000 already present"),
+        text(&again).contains("0 events inserted, 3000 already present")
+            && text(&again).contains("checkpoint in step with the archive"),
         "{}",
         text(&again)
+    );
+    let resumed = run(&["once"]).await;
+    assert!(
+        resumed.status.success() && text(&resumed).contains("audit-v1/account/acc1: 0 events"),
+        "{}",
+        text(&resumed)
     );
 
     // Change one byte of one archived object: verify must say so and fail.
@@ -225,6 +232,122 @@ async fn once_is_exactly_once_across_runs_and_verify_catches_tampering() {
         "{}",
         text(&verify)
     );
+    sim.shutdown().await.unwrap();
+}
+
+/// The checkpoint store loses its state in the two ways operators meet: a new, empty database
+/// (here the SQLite file deleted, as a relative path run from another directory would give),
+/// and a database restored from an older backup. The first is restored from the archive by
+/// itself; the second is refused with a message naming `cflogs rehydrate`, which restores it.
+/// Either way no batch is published twice and the archive stays one clean chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_or_restored_checkpoint_store_never_restarts_the_archive_chain() {
+    let to = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let from = to - TimeDelta::hours(3);
+    let sim = common::start(common::simulator(23, TOKEN, from, to, 3000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
+        ("CLOUDFLARE_ACCOUNT_ID", "acc1".to_owned()),
+        ("CLOUDFLARE_API_BASE_URL", sim.base_url()),
+        (
+            "INITIAL_CHECKPOINT",
+            (from - TimeDelta::hours(1)).to_rfc3339(),
+        ),
+        ("CFLOGS_DATA_DIR", "data".to_owned()),
+        ("CFLOGS_BATCH_MAX_EVENTS", "400".to_owned()),
+    ];
+    let run = |args: Vec<String>| {
+        let dir = dir.path().to_owned();
+        let env = env.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                cflogs(&dir, &env, &a)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let db = |suffix: &str| dir.path().join(format!("data/cflogs.sqlite3{suffix}"));
+    let backup = |suffix: &str| dir.path().join(format!("backup.sqlite3{suffix}"));
+    let copy_db = |from: &dyn Fn(&str) -> std::path::PathBuf,
+                   to: &dyn Fn(&str) -> std::path::PathBuf| {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(to(suffix));
+            if from(suffix).exists() {
+                std::fs::copy(from(suffix), to(suffix)).unwrap();
+            }
+        }
+    };
+    let events_of = |out: &std::process::Output| -> u64 {
+        let all = text(out);
+        let at = all
+            .find("audit-v1/account/acc1: ")
+            .unwrap_or_else(|| panic!("no summary: {all}"));
+        all[at + "audit-v1/account/acc1: ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count: {all}"))
+    };
+
+    // The first 90 minutes, then a backup of the database, then the rest.
+    let mid = (from + TimeDelta::minutes(90)).to_rfc3339();
+    let since = (from - TimeDelta::minutes(1)).to_rfc3339();
+    let first = run(args(&["backfill", "--since", &since, "--until", &mid])).await;
+    assert!(first.status.success(), "{}", text(&first));
+    copy_db(&db, &backup);
+    let rest = run(args(&["once"])).await;
+    assert!(rest.status.success(), "{}", text(&rest));
+    let verify = run(args(&["verify"])).await;
+    assert!(text(&verify).contains(", 0 findings"), "{}", text(&verify));
+
+    // 1. A new, empty database: restored from the archive by itself, nothing read twice.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(db(suffix));
+    }
+    let fresh = run(args(&["once"])).await;
+    assert!(
+        fresh.status.success() && text(&fresh).contains("checkpoint restored from the archive"),
+        "{}",
+        text(&fresh)
+    );
+    assert_eq!(events_of(&fresh), 0, "{}", text(&fresh));
+    let verify = run(args(&["verify"])).await;
+    assert!(text(&verify).contains(", 0 findings"), "{}", text(&verify));
+
+    // 2. The older backup restored: refused, saying how; rehydrate restores rows and checkpoint.
+    copy_db(&backup, &db);
+    let refused = run(args(&["once"])).await;
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("behind the archive")
+            && text(&refused).contains("cflogs rehydrate"),
+        "{}",
+        text(&refused)
+    );
+    let back = run(args(&["rehydrate"])).await;
+    assert!(back.status.success(), "{}", text(&back));
+    assert!(
+        text(&back).contains("checkpoint restored from the archive: batch "),
+        "{}",
+        text(&back)
+    );
+    let again = run(args(&["rehydrate"])).await;
+    assert!(
+        text(&again).contains("0 events inserted, 3000 already present")
+            && text(&again).contains("checkpoint in step with the archive"),
+        "every event once in the database: {}",
+        text(&again)
+    );
+    let resumed = run(args(&["once"])).await;
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(events_of(&resumed), 0, "{}", text(&resumed));
+    let verify = run(args(&["verify"])).await;
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(text(&verify).contains(", 0 findings"), "{}", text(&verify));
     sim.shutdown().await.unwrap();
 }
 

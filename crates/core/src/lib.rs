@@ -37,7 +37,7 @@ pub use domain::{
 pub use error::{BoxError, Error, Result, error_chain};
 pub use pipeline::{
     CycleObserver, CycleOutcome, CycleReport, Pipeline, PipelineFactory, Policy, Progress,
-    StreamHealth, StreamMonitor, Supervisor,
+    StreamHealth, StreamMonitor, Supervisor, reconcile, restore_checkpoint,
 };
 pub use ports::{
     AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,

@@ -151,6 +151,7 @@ impl StageRequest {
             objects,
             prev: self.prev,
             created_at: self.now,
+            resume: None,
         }
     }
 }
@@ -168,7 +169,15 @@ impl StageRequest {
 ///   after an earlier publish completed and its staged objects are gone, MUST succeed and change
 ///   nothing. If a staged object is gone and its final object is missing too, it MUST fail with
 ///   [`Error::Fatal`](crate::Error::Fatal): that is lost data, never success.
+/// - Publishing is create-only: it MUST NOT replace or delete an object already at a final key
+///   or a manifest key unless that object holds exactly the bytes it would write (a publish
+///   run again). Finding other bytes there, it MUST fail with
+///   [`Error::Fatal`](crate::Error::Fatal), before writing the manifest, and SHOULD check the
+///   manifest's key before any object's.
 /// - Publishing is the only way anything reaches a final key.
+/// - `newest_after(stream, seq)` MUST return the published manifest of `stream` with the
+///   highest seq above `seq`, or `None` when it has none: how the pipeline finds out that its
+///   checkpoint store is behind the archive.
 /// - `sweep(checkpoint, min_age)` MUST delete the staged objects of `checkpoint.stream` that
 ///   the checkpoint's pending manifest does not name, that are older than `min_age`, and whose
 ///   epoch is older than `checkpoint.epoch` or whose seq is at most `checkpoint.seq`; it MUST
@@ -185,6 +194,9 @@ pub trait ArchiveSink: Send + Sync {
 
     /// Deletes stale staged objects of a stream; see the contract.
     async fn sweep(&self, checkpoint: &Checkpoint, min_age: Duration) -> Result<u64>;
+
+    /// The stream's published manifest with the highest seq above `seq`; see the contract.
+    async fn newest_after(&self, stream: &StreamId, seq: u64) -> Result<Option<Manifest>>;
 }
 
 /// The time, as the pipeline sees it. Tests drive a manual clock; services use [`SystemClock`].

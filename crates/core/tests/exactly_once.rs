@@ -12,7 +12,7 @@
 //! and is saved in `exactly_once.proptest-regressions` beside this file, so it reproduces on the
 //! next run (commit that file).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +59,9 @@ struct Scenario {
     malformed: Vec<GenEvent>,
     ticks: Vec<bool>,
     faults: BTreeMap<u64, Fault>,
+    /// Ticks before which the checkpoint store forgets the stream (a new database, a deleted
+    /// row): the pipeline must restore the checkpoint from the archive.
+    wipes: BTreeSet<usize>,
 }
 
 fn gen_event() -> impl Strategy<Value = GenEvent> {
@@ -94,7 +97,13 @@ fn gen_scenario() -> impl Strategy<Value = Scenario> {
         prop::collection::vec(gen_event(), 0..80),
         prop::collection::vec(gen_event(), 0..4),
         prop::collection::vec(prop::bool::weighted(0.8), 1..50),
-        prop::collection::btree_map(0u64..160, gen_fault(), 0..8),
+        (
+            prop::collection::btree_map(0u64..160, gen_fault(), 0..8),
+            prop_oneof![
+                3 => Just(BTreeSet::new()),
+                1 => prop::collection::btree_set(0usize..50, 1..3),
+            ],
+        ),
     )
         .prop_map(
             |(
@@ -104,7 +113,7 @@ fn gen_scenario() -> impl Strategy<Value = Scenario> {
                 events,
                 malformed,
                 ticks,
-                faults,
+                (faults, wipes),
             )| Scenario {
                 lookback: step + extra_lookback,
                 settle,
@@ -118,6 +127,7 @@ fn gen_scenario() -> impl Strategy<Value = Scenario> {
                 malformed,
                 ticks,
                 faults,
+                wipes,
             },
         )
 }
@@ -462,7 +472,11 @@ async fn run_scenario(s: Scenario, world: World) {
     }
     let mut monotonic = Monotonic::default();
     let mut live = world.pipeline(Some(&plan));
-    for tick in &s.ticks {
+    for (i, tick) in s.ticks.iter().enumerate() {
+        if s.wipes.contains(&i) && world.store.forget(&world.stream) {
+            // The store lost the stream: what it held before no longer binds what comes next.
+            monotonic = Monotonic::default();
+        }
         if *tick {
             world.clock.advance(Duration::from_secs(s.step));
         }
@@ -497,6 +511,29 @@ async fn run_scenario(s: Scenario, world: World) {
         monotonic.check(&world.store, &world.stream).await;
     }
     assert!(idle, "the pipeline never caught up");
+    if world.store.load(&world.stream).await.unwrap().is_none() {
+        // Wiped while the instance had nothing to commit, so it never noticed: a restart
+        // restores the checkpoint from the archive and finds nothing new.
+        let mut restarted = world.pipeline(None);
+        assert!(
+            matches!(
+                restarted.run_once().await,
+                Ok(CycleOutcome::Idle | CycleOutcome::Advanced { .. }) | Ok(_)
+            ),
+            "a restart over a wiped store restores and goes on"
+        );
+        let mut idle = false;
+        for _ in 0..(world.catch_up_bound)(world.clock.now()) {
+            if matches!(
+                restarted.run_once().await.expect("restarted"),
+                CycleOutcome::Idle
+            ) {
+                idle = true;
+                break;
+            }
+        }
+        assert!(idle, "the restarted pipeline never caught up");
+    }
     let cp = world.store.load(&world.stream).await.unwrap().unwrap();
     assert!(
         cp.pending.is_none(),

@@ -289,6 +289,23 @@ impl Probe {
         out
     }
 
+    /// Every object outside the staging area (data, quarantine, manifests), by key.
+    pub async fn history(&self) -> BTreeMap<String, Bytes> {
+        let mut out = BTreeMap::new();
+        for key in self.keys().await {
+            if key.starts_with("_staging/") {
+                continue;
+            }
+            let bytes = self
+                .object(&key)
+                .await
+                .expect("read")
+                .expect("listed object");
+            out.insert(key, bytes);
+        }
+        out
+    }
+
     pub async fn put(&self, key: &str, bytes: Bytes) {
         self.store()
             .put(&self.archive.path(key).expect("path"), bytes.into())

@@ -198,9 +198,55 @@ impl Checkpoint {
         stored.check_successor(next)
     }
 
+    /// This checkpoint moved to where `newest`, a published manifest of the stream with a
+    /// higher seq, says the stream stood once it was committed: its seq, its hash as the chain
+    /// head, the position it recorded, and the manifest itself pending again (so the next
+    /// cycle publishes it once more, which checks its objects); the epoch stays this one's.
+    /// How a checkpoint store that lost its state (or was restored from an older backup) is
+    /// put back in step with the archive.
+    ///
+    /// # Errors
+    /// [`Error::Fatal`] when the manifest is of another stream, not ahead of this checkpoint,
+    /// or was written before manifests recorded positions (then only a checkpoint backup that
+    /// matches the archive can restore the stream).
+    pub fn restored_from(&self, newest: &Manifest) -> Result<Checkpoint> {
+        if newest.stream != self.stream || newest.seq <= self.seq {
+            return Err(Error::fatal(
+                "checkpoint restore",
+                format!(
+                    "manifest {} of {} cannot restore the checkpoint of {} at seq {}",
+                    newest.seq, newest.stream, self.stream, self.seq
+                ),
+            ));
+        }
+        let Some(resume) = &newest.resume else {
+            return Err(Error::fatal(
+                "checkpoint restore",
+                format!(
+                    "the archive holds {} batches of {} but its newest manifest was written \
+                     before manifests recorded the stream's position, so the checkpoint cannot \
+                     be rebuilt from it: restore the checkpoint store from a backup that matches \
+                     the archive, or give the stream a new archive prefix",
+                    newest.seq, self.stream
+                ),
+            ));
+        };
+        Ok(Checkpoint {
+            stream: self.stream.clone(),
+            seq: newest.seq,
+            epoch: self.epoch,
+            watermark: resume.watermark,
+            cursor: resume.cursor.clone(),
+            chain_head: newest.hash(),
+            pending: Some(newest.clone()),
+        })
+    }
+
     /// Checks what a commit replacing `self` by `next` must satisfy, whatever the store:
     /// same stream, same epoch, `seq` unchanged (watermark-only commit) or plus one, `watermark`
-    /// not decreasing, and a new batch carrying its manifest as `pending`.
+    /// not decreasing, and a new batch carrying its manifest as `pending`; or a restore
+    /// ([`Checkpoint::restored_from`]): several batches ahead, the pending manifest's hash as
+    /// the chain head and its recorded position as the watermark and cursor.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the broken rule.
@@ -214,11 +260,32 @@ impl Checkpoint {
         };
         rule(next.stream == self.stream, "stream changed")?;
         rule(next.epoch == self.epoch, "epoch changed")?;
+        // A restore (see `restored_from`): the newest manifest of the archive, pending again,
+        // with the position it recorded. Its link to this chain head cannot be checked when it
+        // is more than one batch ahead; its hash and position can.
+        let restore = next.seq > self.seq
+            && next.pending.as_ref().is_some_and(|p| {
+                p.seq == next.seq
+                    && p.stream == next.stream
+                    && next.chain_head == p.hash()
+                    && p.resume
+                        .as_ref()
+                        .is_some_and(|r| r.watermark == next.watermark && r.cursor == next.cursor)
+            });
         rule(
-            next.seq == self.seq || next.seq == self.seq + 1,
+            next.seq == self.seq || next.seq == self.seq + 1 || restore,
             "seq must stay or grow by one",
         )?;
-        rule(next.watermark >= self.watermark, "watermark decreased")?;
+        // Nothing committed yet (the watermark is only the configured start) or several
+        // batches restored: the archive's position stands, earlier or not.
+        rule(
+            next.watermark >= self.watermark
+                || (restore && (self.seq == 0 || next.seq > self.seq + 1)),
+            "watermark decreased",
+        )?;
+        if next.seq > self.seq + 1 {
+            return Ok(());
+        }
         if next.seq == self.seq + 1 {
             let Some(pending) = &next.pending else {
                 return Err(Error::invalid(
@@ -248,6 +315,89 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A manifest of `stream`'s batch `seq`, with a recorded position or none.
+    fn archived(stream: &StreamId, seq: u64, resume: Option<Position>) -> Manifest {
+        let t = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        Manifest {
+            version: Manifest::VERSION,
+            stream: stream.clone(),
+            dataset: crate::Dataset::audit_logs(),
+            seq,
+            epoch: Epoch(7),
+            window: crate::Window::new(t, t + chrono::Duration::minutes(5)).unwrap(),
+            events: 3,
+            quarantined: 0,
+            objects: Vec::new(),
+            prev: Digest::of(b"batch before"),
+            created_at: t,
+            resume,
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_restored_only_from_a_newer_manifest_of_its_stream_with_a_position() {
+        let stream = StreamId::new("s/a").unwrap();
+        let start = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+        let fresh = Checkpoint {
+            epoch: Epoch(2),
+            ..Checkpoint::genesis(stream.clone(), start)
+        };
+        let at = chrono::DateTime::from_timestamp(1_795_000_300, 5).unwrap();
+        let m = archived(&stream, 9, Some(Position::start(at)));
+        let restored = fresh.restored_from(&m).unwrap();
+        assert_eq!(
+            (
+                restored.seq,
+                restored.epoch,
+                restored.watermark,
+                restored.chain_head
+            ),
+            (9, Epoch(2), at, m.hash())
+        );
+        assert_eq!(
+            restored.pending.as_ref(),
+            Some(&m),
+            "pending again: re-published"
+        );
+        // Several batches ahead and an earlier watermark than the configured start: a restore.
+        fresh.check_successor(&restored).unwrap();
+        // The same jump with another position, another head or nothing pending is not.
+        let mut moved = restored.clone();
+        moved.watermark = start;
+        assert!(fresh.check_successor(&moved).is_err());
+        let mut headless = restored.clone();
+        headless.chain_head = Digest::GENESIS;
+        assert!(fresh.check_successor(&headless).is_err());
+        let mut bare = restored.clone();
+        bare.pending = None;
+        assert!(fresh.check_successor(&bare).is_err());
+        // From a behind (not empty) checkpoint too, but never backwards or across streams.
+        let behind = Checkpoint {
+            seq: 4,
+            ..fresh.clone()
+        };
+        assert!(behind.restored_from(&m).is_ok());
+        let ahead = Checkpoint {
+            seq: 9,
+            ..fresh.clone()
+        };
+        assert!(ahead.restored_from(&m).is_err());
+        let other = archived(&StreamId::new("s/b").unwrap(), 9, Some(Position::start(at)));
+        assert!(fresh.restored_from(&other).is_err());
+        // A manifest written before positions were recorded cannot restore anything.
+        let legacy = archived(&stream, 9, None);
+        match fresh.restored_from(&legacy) {
+            Err(Error::Fatal { source, .. }) => {
+                assert!(
+                    source
+                        .to_string()
+                        .contains("restore the checkpoint store from a backup")
+                );
+            }
+            other => panic!("expected Fatal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn a_stored_document_must_agree_with_its_row() {

@@ -175,9 +175,10 @@ pub(crate) fn overlap_state(cursor: &Cursor) -> Result<OverlapCursor> {
 /// The watermark is the time the stream's committed data has reached, as the source's cursor
 /// kind defines it (never decreasing); it drives lag metrics and `backfill --until`, and is kept
 /// beside the cursor so that stores and dashboards can read it without knowing the cursor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// See the type's documentation.
+    #[serde(with = "super::rfc3339_nanos")]
     pub watermark: Timestamp,
     /// The source's cursor.
     pub cursor: Cursor,

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{Dataset, Epoch, StreamId, Timestamp, Window, window::rfc3339_nanos};
+use super::{Dataset, Epoch, Position, StreamId, Timestamp, Window, window::rfc3339_nanos};
 use crate::error::{Error, Result};
 
 /// A SHA-256 value: of an object's bytes, or of a manifest (a link of the chain).
@@ -116,6 +116,12 @@ pub struct Manifest {
     /// When it was staged.
     #[serde(with = "rfc3339_nanos")]
     pub created_at: Timestamp,
+    /// Where the stream's source stands once this batch is committed: the checkpoint's
+    /// watermark and cursor of the same commit, so that a checkpoint store that lost its state
+    /// can be restored from the archive alone. Set by the pipeline before the commit; absent
+    /// in manifests written before it was recorded (their canonical bytes are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Position>,
 }
 
 impl Manifest {
@@ -182,6 +188,7 @@ mod tests {
             }],
             prev: Digest::GENESIS,
             created_at: t,
+            resume: None,
         }
     }
 

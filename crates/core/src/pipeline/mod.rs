@@ -14,8 +14,8 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::domain::{
-    Batch, Checkpoint, Epoch, Event, EventId, Position, Quarantined, Read, ReadRequest, StreamId,
-    Timestamp,
+    Batch, Checkpoint, Epoch, Event, EventId, Manifest, Position, Quarantined, Read, ReadRequest,
+    StreamId, Timestamp,
 };
 use crate::error::{Error, Result, error_chain};
 use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
@@ -321,17 +321,24 @@ impl Pipeline {
             Lease::None => {
                 let cp = self.store.acquire(&stream, self.policy.start_at).await?;
                 info!(stream = %stream, epoch = %cp.epoch, seq = cp.seq, watermark = %cp.watermark, "lease acquired");
+                let cp = reconcile(self.store.as_ref(), self.archive.as_ref(), cp).await?;
                 self.lease = Lease::Held(cp.clone());
                 Ok(cp)
             }
             Lease::Stale(epoch) => {
                 let epoch = *epoch;
-                let cp = self.store.load(&stream).await?.ok_or_else(|| {
-                    Error::fatal(
+                let Some(cp) = self.store.load(&stream).await? else {
+                    // The store lost the stream (a new database, a deleted row): acquire it
+                    // again, which restores the checkpoint from the archive.
+                    self.lease = Lease::None;
+                    return Err(Error::transient(
                         "checkpoint reload",
-                        format!("the checkpoint of {stream} vanished"),
-                    )
-                })?;
+                        format!(
+                            "the checkpoint of {stream} vanished from the store; acquiring the \
+                             stream again"
+                        ),
+                    ));
+                };
                 if cp.epoch != epoch {
                     self.lease = Lease::Fenced;
                     return Err(Error::conflict(
@@ -437,7 +444,7 @@ impl Pipeline {
             self.analytics.write(&batch),
             self.archive.stage(&batch, request)
         );
-        let (report, manifest) = (report?, manifest?);
+        let (report, mut manifest) = (report?, manifest?);
         if manifest.seq != seq
             || manifest.epoch != cp.epoch
             || manifest.prev != cp.chain_head
@@ -449,7 +456,9 @@ impl Pipeline {
             ));
         }
 
-        // 6. Commit.
+        // 6. Commit, the manifest recording the position it commits (so that the archive alone
+        // can restore the checkpoint).
+        manifest.resume = Some(position.clone());
         let next = Checkpoint {
             seq,
             watermark,
@@ -532,9 +541,12 @@ impl Pipeline {
                     current.seq, current.epoch, stored.seq, stored.epoch
                 ),
             )),
-            Ok(None) => Err(Error::fatal(
+            Ok(None) => Err(Error::transient(
                 "checkpoint commit",
-                format!("the checkpoint of {} vanished", current.stream),
+                format!(
+                    "the checkpoint of {} vanished from the store during the commit",
+                    current.stream
+                ),
             )),
             Err(_) => Err(error),
         }
@@ -548,6 +560,86 @@ impl Pipeline {
             Err(e) => warn!(stream = %cp.stream, error = %error_chain(&e), "sweep failed"),
         }
     }
+}
+
+/// Puts a just-acquired checkpoint in step with the archive, the source of truth: when the
+/// archive holds batches the checkpoint does not know, a checkpoint with nothing committed (a
+/// new database, an empty store, a relative SQLite path run from elsewhere) is restored from
+/// the archive's newest manifest ([`Checkpoint::restored_from`]) and committed; a checkpoint
+/// that has committed batches but fewer than the archive holds (a store restored from an older
+/// backup) is refused, since its own rows and the archive's disagree: `cflogs rehydrate`
+/// restores both ([`restore_checkpoint`]).
+///
+/// # Errors
+/// [`Error::Fatal`] for the refusal or a manifest that cannot restore a checkpoint; the
+/// archive's and the store's errors as they come.
+pub async fn reconcile(
+    store: &dyn CheckpointStore,
+    archive: &dyn ArchiveSink,
+    cp: Checkpoint,
+) -> Result<Checkpoint> {
+    let Some(newest) = archive.newest_after(&cp.stream, cp.seq).await? else {
+        return Ok(cp);
+    };
+    // Another instance may have taken the stream and published since we acquired it: the
+    // archive is then ahead of our copy, not of the store. A publish follows its commit, so a
+    // store still holding our guard after the listing really is behind.
+    match store.load(&cp.stream).await? {
+        Some(stored) if stored.guard() == cp.guard() => {}
+        Some(stored) => {
+            return Err(Error::conflict(
+                &cp.stream,
+                format!(
+                    "epoch {} was fenced by epoch {} while it compared its checkpoint with the \
+                     archive",
+                    cp.epoch, stored.epoch
+                ),
+            ));
+        }
+        None => {
+            return Err(Error::fatal(
+                "checkpoint",
+                format!("the checkpoint of {} vanished", cp.stream),
+            ));
+        }
+    }
+    if cp.seq > 0 {
+        return Err(Error::fatal(
+            "checkpoint",
+            format!(
+                "the checkpoint of {} is behind the archive: it has committed {} batches, the \
+                 archive holds {} (a checkpoint store restored from an older backup, deleted \
+                 rows?). Nothing was read or written. Run `cflogs rehydrate` to restore the rows \
+                 and the checkpoint from the archive, then start the stream again",
+                cp.stream, cp.seq, newest.seq
+            ),
+        ));
+    }
+    restore_checkpoint(store, &cp, &newest).await
+}
+
+/// Commits `cp` restored from `newest` (the archive's newest manifest of the stream, ahead of
+/// it) and returns it; see [`Checkpoint::restored_from`].
+///
+/// # Errors
+/// As [`Checkpoint::restored_from`] and [`CheckpointStore::commit`].
+pub async fn restore_checkpoint(
+    store: &dyn CheckpointStore,
+    cp: &Checkpoint,
+    newest: &Manifest,
+) -> Result<Checkpoint> {
+    let next = cp.restored_from(newest)?;
+    store.commit(cp.guard(), &next).await?;
+    warn!(
+        stream = %cp.stream,
+        from_seq = cp.seq,
+        seq = next.seq,
+        watermark = %next.watermark,
+        "checkpoint restored from the archive's newest manifest: the checkpoint store was behind \
+         the archive; rows of archived batches missing from the analytics store come back with \
+         `cflogs rehydrate`"
+    );
+    Ok(next)
 }
 
 /// The records of a read sorted by `(occurred_at, id)`, each id once: what a source's contract

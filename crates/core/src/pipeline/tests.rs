@@ -80,11 +80,19 @@ fn manifest_for(batch: &Batch, r: StageRequest) -> Manifest {
         objects: Vec::new(),
         prev: r.prev,
         created_at: r.now,
+        resume: None,
     }
 }
 
-fn archive_staging() -> MockArchiveSink {
+/// An archive mock holding no batch the checkpoint does not know.
+fn archive_mock() -> MockArchiveSink {
     let mut archive = MockArchiveSink::new();
+    archive.expect_newest_after().returning(|_, _| Ok(None));
+    archive
+}
+
+fn archive_staging() -> MockArchiveSink {
+    let mut archive = archive_mock();
     archive
         .expect_stage()
         .returning(|batch, r| Ok(manifest_for(batch, r)));
@@ -123,7 +131,7 @@ async fn an_analytics_failure_commits_and_publishes_nothing() {
         .times(1)
         .returning(|_| Err(transient()));
     // Staging runs beside the write: it may have staged (garbage for the sweeper), never more.
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive
         .expect_stage()
         .times(0..=1)
@@ -282,7 +290,7 @@ async fn a_reload_that_finds_a_newer_epoch_is_a_conflict() {
         .expect_fetch()
         .times(1)
         .returning(|_| Err(transient()));
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let mut p = pipeline(source, store, MockAnalyticsSink::new(), archive);
     assert!(p.run_once().await.unwrap_err().is_transient());
@@ -323,7 +331,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
         .expect_acquire()
         .times(1)
         .returning(move |_, _| Ok(crashed.clone()));
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     let expected = pending.clone();
     archive
         .expect_publish()
@@ -368,7 +376,7 @@ async fn a_source_breaking_its_contract_is_fatal() {
             ..Fetched::default()
         })
     });
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let mut p = pipeline(source, store, MockAnalyticsSink::new(), archive);
     assert!(matches!(p.run_once().await, Err(Error::Fatal { .. })));
@@ -387,7 +395,7 @@ async fn nothing_is_fetched_before_the_window_has_settled() {
     let mut source = MockWindowSource::new();
     source.expect_stream().return_const(stream());
     source.expect_fetch().times(0);
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let mut p = pipeline(source, store, MockAnalyticsSink::new(), archive);
     assert_eq!(p.run_once().await.unwrap(), CycleOutcome::Idle);
@@ -398,7 +406,7 @@ async fn a_sweep_failure_does_not_fail_the_cycle() {
     let mut store = MockCheckpointStore::new();
     store.expect_acquire().returning(|_, _| Ok(genesis(1)));
     store.expect_commit().returning(|_, _| Ok(()));
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive
         .expect_sweep()
         .times(1)
@@ -423,7 +431,7 @@ async fn run_waits_the_poll_interval_and_stops_on_shutdown() {
     let mut store = MockCheckpointStore::new();
     store.expect_acquire().returning(|_, _| Ok(genesis(1)));
     store.expect_commit().returning(|_, _| Ok(()));
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let fetches = Arc::new(Mutex::new(0));
     let mut source = MockWindowSource::new();
@@ -458,7 +466,7 @@ async fn run_retries_transient_failures_and_returns_a_conflict() {
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     source.expect_fetch().returning(|_| Err(transient()));
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let p = pipeline(source, store, MockAnalyticsSink::new(), archive);
     let e = p.run(std::future::pending()).await.unwrap_err();
@@ -549,7 +557,7 @@ async fn a_source_moving_the_watermark_back_is_fatal_and_commits_nothing() {
     store.expect_commit().times(0);
     let mut analytics = MockAnalyticsSink::new();
     analytics.expect_write().times(0);
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     archive.expect_stage().times(0);
     let source = reading(|at| Read {
@@ -581,7 +589,7 @@ async fn a_read_returning_an_id_twice_is_written_and_archived_once_in_order() {
             ids == ["e0", "e1", "e2"] && b.quarantined.len() == 1
         })
         .returning(|_| Ok(WriteReport::default()));
-    let mut archive = MockArchiveSink::new();
+    let mut archive = archive_mock();
     archive
         .expect_stage()
         .times(1)

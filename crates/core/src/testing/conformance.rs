@@ -64,6 +64,7 @@ pub fn sample_manifest(stream: &StreamId, seq: u64, epoch: Epoch, prev: Digest) 
         }],
         prev,
         created_at: t,
+        resume: None,
     }
 }
 
@@ -339,6 +340,31 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
     assert_eq!(
         stored, batch_candidates[winners[0]],
         "the winner is what is stored"
+    );
+
+    // A restore from the archive: a fresh stream jumps to the archive's newest batch, with an
+    // earlier watermark than its configured start, and is stored exactly.
+    let c = stream(prefix, "cp-restore");
+    let fresh = store.acquire(&c, initial).await.expect("acquire");
+    let mut newest = sample_manifest(&c, 41, Epoch(3), Digest::of(b"batch 40"));
+    newest.resume = Some(crate::Position::start(at(
+        2026,
+        11,
+        24,
+        23,
+        59,
+        59,
+        999_999_999,
+    )));
+    let restored = fresh.restored_from(&newest).expect("restorable");
+    store
+        .commit(fresh.guard(), &restored)
+        .await
+        .expect("a restore commit MUST be accepted");
+    assert_eq!(
+        store.load(&c).await.expect("load"),
+        Some(restored.clone()),
+        "the restored checkpoint, pending manifest and position included"
     );
 }
 
@@ -878,12 +904,98 @@ pub async fn archive_sink(archive: &dyn ArchiveSink, probe: &dyn ArchiveProbe, p
         0,
         "pending objects are kept"
     );
+    // The pipeline records the position the batch commits in its manifest.
+    let mut m2 = m2;
+    m2.resume = Some(crate::Position::start(at(
+        2026,
+        11,
+        25,
+        12,
+        59,
+        59,
+        123_456_789,
+    )));
     archive.publish(&m2).await.expect("publish 2");
     assert_eq!(
         probe.published_ids(&s).await.expect("probe").len(),
         241,
         "240 events and 1 quarantined record"
     );
+    assert_eq!(
+        archive.newest_after(&s, 0).await.expect("newest"),
+        Some(m2.clone()),
+        "newest_after returns the newest manifest, the recorded position included"
+    );
+    assert_eq!(
+        archive.newest_after(&s, 1).await.expect("newest"),
+        Some(m2.clone())
+    );
+    assert_eq!(archive.newest_after(&s, 2).await.expect("newest"), None);
+    assert_eq!(
+        archive
+            .newest_after(&stream(prefix, "ar-none"), 0)
+            .await
+            .expect("newest"),
+        None
+    );
+
+    // Create-only: a chain started again over this archive (a checkpoint store that lost its
+    // state) stages other batches under numbers the archive holds; publishing them MUST be
+    // refused and MUST leave every byte of the archive as it was.
+    let history_ids = sorted(probe.published_ids(&s).await).await;
+    let mut prev = Digest::GENESIS;
+    for seq in [1u64, 2] {
+        let other = batch(
+            &s,
+            audit_events(
+                "acc",
+                9000 + seq * 100,
+                5,
+                start,
+                chrono::Duration::seconds(7),
+            ),
+            Vec::new(),
+        );
+        let m = archive
+            .stage(
+                &other,
+                StageRequest {
+                    seq,
+                    epoch: Epoch(9),
+                    prev,
+                    now,
+                },
+            )
+            .await
+            .expect("stage over history");
+        match archive.publish(&m).await {
+            Err(Error::Fatal { .. }) => {}
+            other => panic!(
+                "publishing batch {seq} over another batch {seq} MUST be Fatal, got {other:?}"
+            ),
+        }
+        prev = m.hash();
+    }
+    assert_eq!(
+        sorted(probe.published_ids(&s).await).await,
+        history_ids,
+        "a refused publish changes no published record"
+    );
+    for (seq, m) in [(1, &m1), (2, &m2)] {
+        assert_eq!(
+            probe
+                .manifest_object(&s, seq)
+                .await
+                .expect("probe")
+                .as_deref(),
+            Some(m.canonical_bytes().as_slice()),
+            "a refused publish MUST NOT replace manifest {seq}"
+        );
+    }
+    archive
+        .publish(&m2)
+        .await
+        .expect("the archive's own batch publishes again as a no-op");
 
     // Losing a staged object before its first publish is reported, never success.
     let m3_batch = batch(

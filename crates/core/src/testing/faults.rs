@@ -236,4 +236,10 @@ impl<T: ArchiveSink + ?Sized> ArchiveSink for Faulty<T> {
             .apply("archive.sweep", self.inner.sweep(checkpoint, min_age))
             .await
     }
+
+    async fn newest_after(&self, stream: &StreamId, seq: u64) -> Result<Option<Manifest>> {
+        self.plan
+            .apply("archive.newest_after", self.inner.newest_after(stream, seq))
+            .await
+    }
 }

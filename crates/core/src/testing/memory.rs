@@ -339,6 +339,12 @@ impl MemoryCheckpointStore {
         Self::default()
     }
 
+    /// Forgets the stream's checkpoint, as a restored backup, a new database or a deleted row
+    /// would; returns whether there was one.
+    pub fn forget(&self, stream: &StreamId) -> bool {
+        lock(&self.checkpoints).remove(stream).is_some()
+    }
+
     fn get(map: &HashMap<StreamId, Vec<u8>>, stream: &StreamId) -> Result<Option<Checkpoint>> {
         map.get(stream)
             .map(|bytes| Checkpoint::from_json(bytes))
@@ -718,54 +724,90 @@ impl ArchiveSink for MemoryArchive {
 
     async fn publish(&self, manifest: &Manifest) -> Result<()> {
         let now = self.clock.now();
+        let mut objects = lock(&self.objects);
+        // Create-only, manifest first: another batch under this number stops everything.
+        let manifest_key = Self::manifest_key(&manifest.stream, manifest.seq);
+        let canonical = Bytes::from(manifest.canonical_bytes());
+        if let Some(found) = objects.get(&manifest_key)
+            && found.bytes != canonical
         {
-            let mut objects = lock(&self.objects);
-            for o in &manifest.objects {
-                match objects.get(&o.staged_key).cloned() {
-                    Some(staged) => {
-                        if Digest::of(&staged.bytes) != o.sha256 {
-                            return Err(Error::fatal(
-                                "archive publish",
-                                format!(
-                                    "staged object {} does not match its manifest",
-                                    o.staged_key
-                                ),
-                            ));
-                        }
-                        objects.insert(
-                            o.final_key.clone(),
-                            StoredObject {
-                                bytes: staged.bytes,
-                                written_at: now,
-                            },
-                        );
+            return Err(Error::fatal(
+                "archive publish",
+                format!(
+                    "refusing to overwrite manifest {manifest_key}: the archive holds another \
+                     batch {} (the checkpoint store is behind the archive)",
+                    manifest.seq
+                ),
+            ));
+        }
+        for o in &manifest.objects {
+            let staged = objects.get(&o.staged_key).cloned();
+            match (staged, objects.get(&o.final_key)) {
+                (_, Some(done)) if Digest::of(&done.bytes) == o.sha256 => {}
+                (Some(_), Some(_)) => {
+                    return Err(Error::fatal(
+                        "archive publish",
+                        format!(
+                            "refusing to overwrite {}: it holds other bytes (the checkpoint \
+                             store is behind the archive)",
+                            o.final_key
+                        ),
+                    ));
+                }
+                (Some(staged), None) => {
+                    if Digest::of(&staged.bytes) != o.sha256 {
+                        return Err(Error::fatal(
+                            "archive publish",
+                            format!("staged object {} does not match its manifest", o.staged_key),
+                        ));
                     }
-                    None => match objects.get(&o.final_key) {
-                        Some(done) if Digest::of(&done.bytes) == o.sha256 => {}
-                        _ => {
-                            return Err(Error::fatal(
-                                "archive publish",
-                                format!(
-                                    "staged object {} is gone and {} does not hold it: data lost",
-                                    o.staged_key, o.final_key
-                                ),
-                            ));
-                        }
-                    },
+                    objects.insert(
+                        o.final_key.clone(),
+                        StoredObject {
+                            bytes: staged.bytes,
+                            written_at: now,
+                        },
+                    );
+                }
+                (None, _) => {
+                    return Err(Error::fatal(
+                        "archive publish",
+                        format!(
+                            "staged object {} is gone and {} does not hold it: data lost",
+                            o.staged_key, o.final_key
+                        ),
+                    ));
                 }
             }
+        }
+        if !objects.contains_key(&manifest_key) {
             objects.insert(
-                Self::manifest_key(&manifest.stream, manifest.seq),
+                manifest_key,
                 StoredObject {
-                    bytes: Bytes::from(manifest.canonical_bytes()),
+                    bytes: canonical,
                     written_at: now,
                 },
             );
-            for o in &manifest.objects {
-                objects.remove(&o.staged_key);
-            }
+        }
+        for o in &manifest.objects {
+            objects.remove(&o.staged_key);
         }
         Ok(())
+    }
+
+    async fn newest_after(&self, stream: &StreamId, seq: u64) -> Result<Option<Manifest>> {
+        let prefix = format!("{MANIFESTS}/{}/", stream.key_segment());
+        let after = Self::manifest_key(stream, seq);
+        let newest = lock(&self.objects)
+            .range(after..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.ends_with(".json"))
+            .last()
+            .map(|(_, o)| o.bytes.clone());
+        newest
+            .map(|bytes| Manifest::from_bytes(&bytes))
+            .transpose()
+            .map(|m| m.filter(|m| m.seq > seq))
     }
 
     async fn sweep(&self, checkpoint: &Checkpoint, min_age: Duration) -> Result<u64> {
