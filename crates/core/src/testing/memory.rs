@@ -780,15 +780,10 @@ impl ArchiveSink for MemoryArchive {
                 }
             }
         }
-        if !objects.contains_key(&manifest_key) {
-            objects.insert(
-                manifest_key,
-                StoredObject {
-                    bytes: canonical,
-                    written_at: now,
-                },
-            );
-        }
+        objects.entry(manifest_key).or_insert(StoredObject {
+            bytes: canonical,
+            written_at: now,
+        });
         for o in &manifest.objects {
             objects.remove(&o.staged_key);
         }
