@@ -203,13 +203,39 @@ fn header_quota(headers: &HeaderMap) -> Option<u64> {
     text("x-ratelimit-remaining").and_then(|r| r.trim().parse::<u64>().ok())
 }
 
-/// `Retry-After` in seconds.
+/// The longest wait a `Retry-After` may impose. Cloudflare's block lasts 5 minutes; a header
+/// asking for more (a huge number, a date years ahead) is bounded so that no answer can freeze
+/// a stream, or overflow a deadline.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// `Retry-After` as seconds or as an HTTP date, at most [`MAX_RETRY_AFTER`]; `None` when absent
+/// or unparsable (negative, fractional, garbage), so the caller's default applies.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    if wait > MAX_RETRY_AFTER {
+        warn!(
+            retry_after = value,
+            bounded_to_s = MAX_RETRY_AFTER.as_secs(),
+            "Retry-After beyond any Cloudflare block, bounded"
+        );
+    }
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// `" to {location}"` when the redirect said where, for its message.
+fn headers_location(location: &Option<String>) -> String {
+    location
+        .as_deref()
+        .map_or_else(String::new, |l| format!(" to {l:?}"))
 }
 
 /// A uniformly random delay in `[0, step]`: "full jitter".
@@ -228,7 +254,7 @@ impl CloudflareClient {
         // already chose one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut base = reqwest::Url::parse(&config.base_url)
-            .map_err(|e| Error::Config(format!("CLOUDFLARE_API_BASE_URL: {e}")))?;
+            .map_err(|e| Error::Config(format!("CLOUDFLARE_API_BASE_URL is not a URL: {e}")))?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -237,6 +263,9 @@ impl CloudflareClient {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("cflogs/", env!("CARGO_PKG_VERSION")))
+            // The API never redirects; following one would carry the token (or the legacy
+            // key, which no client strips) to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         // Cloudflare's rule: at most N requests in any window. Each slot is held from the
@@ -403,7 +432,8 @@ impl CloudflareClient {
     }
 
     fn pause_for(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now.checked_add(wait).unwrap_or(now + MAX_RETRY_AFTER);
         let mut paused = self
             .paused_until
             .lock()
@@ -461,6 +491,11 @@ impl CloudflareClient {
                 retry_after: retry_after(headers),
             });
         }
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(crate::config::redact_userinfo);
         let limit = self.config.max_body_bytes;
         let mut body = BytesMut::new();
         loop {
@@ -507,6 +542,15 @@ impl CloudflareClient {
                     path: path.to_owned(),
                     message,
                 },
+                300..=399 => Error::Http {
+                    status: code,
+                    path: path.to_owned(),
+                    message: format!(
+                        "a redirect{}; cflogs follows none, so that credentials never travel \
+                         to another host: set CLOUDFLARE_API_BASE_URL to the API itself",
+                        headers_location(&location)
+                    ),
+                },
                 _ => Error::Http {
                     status: code,
                     path: path.to_owned(),
@@ -548,6 +592,43 @@ mod tests {
         assert!(
             parse_listing(&Bytes::from_static(br#"{"success":true,"result":[{"id":"#)).is_err()
         );
+    }
+
+    #[test]
+    fn retry_after_is_bounded_and_unparsable_values_are_ignored() {
+        let after = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            retry_after(&h)
+        };
+        assert_eq!(after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(after(" 300 "), Some(Duration::from_secs(300)));
+        for huge in [
+            "601",
+            "86400",
+            "18446744073709551615",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(after(huge), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        assert_eq!(after("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+        let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(30)).to_rfc2822();
+        let wait = after(&soon).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        for junk in [
+            "-1",
+            "1.5",
+            "soon",
+            "",
+            "99999999999999999999999",
+            "Sat, 32 Foo 2026",
+        ] {
+            assert_eq!(after(junk), None, "{junk:?}");
+        }
+        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -86,6 +86,38 @@ pub struct ClientConfig {
     pub rate_budget: RateBudget,
     /// Largest response body accepted.
     pub max_body_bytes: usize,
+    /// Allows a plain `http://` base URL to a host that is not loopback (the token would
+    /// cross the network unencrypted); `http://` to 127.0.0.0/8, `::1` or `localhost` is always
+    /// allowed (the simulator, a local proxy).
+    pub allow_http: bool,
+}
+
+/// `raw` (a URL, or what was meant as one) with any user information (`user:password@`,
+/// `user@`, `:password@`, a password holding `@`) replaced by `***@`, for messages and
+/// `cflogs config`. Everything up to the last `@` before the path, query or fragment goes; if
+/// the path holds an `@` too, more is hidden than needed, never less.
+pub fn redact_userinfo(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://") else {
+        return raw.to_owned();
+    };
+    let rest = &raw[scheme_end + 3..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}://***@{}", &raw[..scheme_end], &rest[at + 1..]),
+        None => raw.to_owned(),
+    }
+}
+
+/// Whether `url`'s host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl ClientConfig {
@@ -102,6 +134,7 @@ impl ClientConfig {
             retry_max_delay: Duration::from_secs(60),
             rate_budget: RateBudget::default(),
             max_body_bytes: 64 << 20,
+            allow_http: false,
         }
     }
 
@@ -114,15 +147,32 @@ impl ClientConfig {
         let url = reqwest::Url::parse(&self.base_url).map_err(|e| {
             Error::Config(format!(
                 "CLOUDFLARE_API_BASE_URL {:?} is not a URL ({e}); use e.g. https://api.cloudflare.com/client/v4",
-                self.base_url
+                redact_userinfo(&self.base_url)
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(Error::Config(format!(
                 "CLOUDFLARE_API_BASE_URL {:?} must be an http:// or https:// URL with a host",
+                redact_userinfo(&self.base_url)
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::Config(
+                "CLOUDFLARE_API_BASE_URL must not carry credentials (user:password@); the token \
+                 goes in CLOUDFLARE_API_TOKEN"
+                    .into(),
+            ));
+        }
+        if url.scheme() == "http" && !self.allow_http && !is_loopback(&url) {
+            return Err(Error::Config(format!(
+                "CLOUDFLARE_API_BASE_URL {:?} is plain http:// to a host that is not loopback: \
+                 the API token would cross the network unencrypted. Use https://, or set \
+                 CLOUDFLARE_API_ALLOW_HTTP=true for a network you trust (the Compose demo's \
+                 simulator)",
                 self.base_url
             )));
         }
+
         match &self.credentials {
             Credentials::Token(t) if t.expose().trim().is_empty() => {
                 return Err(Error::Config(
@@ -333,5 +383,72 @@ mod tests {
         );
         assert!(AccountId::new("a/b").is_err());
         assert!(RateBudget::new(0, Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn every_form_of_user_information_is_redacted() {
+        for (raw, shown) in [
+            ("https://u:p@host/x", "https://***@host/x"),
+            ("https://u@host", "https://***@host"),
+            ("https://:p@host:8443/a?b=c", "https://***@host:8443/a?b=c"),
+            ("https://u:p%40ss@host/", "https://***@host/"),
+            ("https://u:p@ss@host/", "https://***@host/"),
+            ("http://u:p@[::1]:80/", "http://***@[::1]:80/"),
+            ("https://host/path?q=a@b", "https://host/path?q=a@b"),
+            ("https://host/x", "https://host/x"),
+            ("not a url", "not a url"),
+            ("h://tok@", "h://***@"),
+        ] {
+            assert_eq!(redact_userinfo(raw), shown, "{raw}");
+        }
+        for raw in ["https://sekrit@host/p@th", "https://u:sekrit@host/p@th"] {
+            assert!(!redact_userinfo(raw).contains("sekrit"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_but_on_loopback_and_no_base_url_carries_credentials() {
+        let mut c = ClientConfig::new(Credentials::Token(Secret::new("t")));
+        let check = |c: &ClientConfig, url: &str| {
+            let mut c = c.clone();
+            c.base_url = url.into();
+            c.validate().map_err(|e| e.to_string())
+        };
+        for ok in [
+            "https://api.cloudflare.com/client/v4",
+            "https://proxy.internal:8443/cf",
+            "http://127.0.0.1:8787/client/v4",
+            "http://127.9.9.9/",
+            "http://[::1]:8787/",
+            "http://LOCALHOST:80/",
+        ] {
+            assert_eq!(check(&c, ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://api.cloudflare.com/client/v4",
+            "http://10.0.0.8:8787/",
+            "http://[2001:db8::1]/",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.nip.io/",
+        ] {
+            let e = check(&c, refused).unwrap_err();
+            assert!(
+                e.contains("plain http://") && e.contains("CLOUDFLARE_API_ALLOW_HTTP"),
+                "{refused}: {e}"
+            );
+        }
+        for userinfo in [
+            "https://user:s3cr3t@api.cloudflare.com/",
+            "https://s3cr3t@api.cloudflare.com/",
+            "https://:s3cr3t@api.cloudflare.com/",
+            "http://user:s3cr3t@127.0.0.1/",
+            "http://user:s3cr3t@10.0.0.8/",
+        ] {
+            let e = check(&c, userinfo).unwrap_err();
+            assert!(e.contains("must not carry credentials"), "{userinfo}: {e}");
+            assert!(!e.contains("s3cr3t"), "the secret is not repeated: {e}");
+        }
+        c.allow_http = true;
+        assert_eq!(check(&c, "http://cflogs-sim:8787/client/v4"), Ok(()));
     }
 }

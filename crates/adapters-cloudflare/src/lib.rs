@@ -21,6 +21,7 @@ pub use budget::SlidingWindow;
 pub use client::{ClientStats, CloudflareClient};
 pub use config::{
     AccountId, AuditApi, AuditSourceConfig, ClientConfig, Credentials, PerPage, RateBudget, Secret,
+    redact_userinfo,
 };
 pub use error::{Error, Result};
 pub use source::{AuditLogSource, audit_stream_id};

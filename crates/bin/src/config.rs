@@ -48,6 +48,7 @@ variables! {
     cloudflare_account_id: String => "account id, or several separated by commas",
     cloudflare_audit_api: String => "v1 (default) or v2",
     cloudflare_api_base_url: String => "API base URL (proxies, the simulator)",
+    cloudflare_api_allow_http: bool => "true to allow a plain http:// base URL to a host that is not loopback (default false)",
     cloudflare_per_page: u32 => "page size, 1 to 1000 (default 1000)",
     cloudflare_page_concurrency: u32 => "pages of one window asked at once, 1 to 16 (default 4; v1)",
     cloudflare_direction: String => "accepted for compatibility; cflogs always reads ascending",
@@ -256,6 +257,8 @@ impl Settings {
             } else if let Some(text) = value.as_str() {
                 if var == "DATABASE_URL" {
                     cflogs_postgres::redact_url(text)
+                } else if var.ends_with("_URL") || var.ends_with("_ENDPOINT") {
+                    cflogs_cloudflare::redact_userinfo(text)
                 } else {
                     text.to_owned()
                 }
@@ -555,6 +558,7 @@ fn client(raw: &Raw) -> Result<cflogs_cloudflare::ClientConfig> {
         ),
     };
     let mut client = cflogs_cloudflare::ClientConfig::new(credentials);
+    client.allow_http = raw.cloudflare_api_allow_http.unwrap_or(false);
     if let Some(url) = &raw.cloudflare_api_base_url {
         client.base_url = url.clone();
     }
@@ -1247,6 +1251,21 @@ mod tests {
                 "DATABASE_URL",
             ),
             (&[("CFLOGS_METRICS_ADDR", "here")], "CFLOGS_METRICS_ADDR"),
+            (
+                &[("CLOUDFLARE_API_BASE_URL", "http://10.1.2.3:8787/client/v4")],
+                "CLOUDFLARE_API_ALLOW_HTTP",
+            ),
+            (
+                &[(
+                    "CLOUDFLARE_API_BASE_URL",
+                    "https://me:s3cr3t@proxy.example/v4",
+                )],
+                "must not carry credentials",
+            ),
+            (
+                &[("CLOUDFLARE_API_ALLOW_HTTP", "sometimes")],
+                "CLOUDFLARE_API_ALLOW_HTTP",
+            ),
             (
                 &[("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", "many")],
                 "CLOUDFLARE_RATE_LIMIT_PER_5_MIN",
