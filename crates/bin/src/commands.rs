@@ -189,6 +189,13 @@ pub async fn run(
         .unwrap_or_default();
     let ready_within = (slowest * 3).max(std::time::Duration::from_secs(60));
     let metrics = Arc::new(Metrics::new(streams, wired.client.clone(), ready_within));
+    // A stream that fails from its first cycle still has a lag that grows (an alert fires):
+    // from its stored watermark, when the store answers now.
+    for stream in &wired.streams {
+        if let Ok(Some(cp)) = wired.store.load(stream.id()).await {
+            metrics.watermark(stream.id(), cp.watermark);
+        }
+    }
     if let Some(addr) = config.metrics_addr {
         let mut rx = rx.clone();
         crate::metrics::serve(addr, metrics.clone(), async move {

@@ -64,6 +64,9 @@ pub struct Metrics {
     restarts: Family<StreamLabel, Counter>,
     up: Family<StreamLabel, Gauge>,
     health: Mutex<HashMap<String, StreamHealth>>,
+    /// The last watermark each stream reported: the lag is now minus it at every scrape, so
+    /// it keeps growing while a stream fails or stalls.
+    watermarks: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     streams: Vec<String>,
     ready_within: Duration,
 }
@@ -211,6 +214,7 @@ impl Metrics {
             restarts,
             up,
             health: Mutex::new(HashMap::new()),
+            watermarks: Mutex::new(HashMap::new()),
             streams,
             ready_within,
         }
@@ -249,9 +253,34 @@ impl Metrics {
         *last = now;
     }
 
+    /// Records `stream`'s watermark (from a cycle, or its checkpoint at start-up).
+    pub fn watermark(&self, stream: &StreamId, watermark: chrono::DateTime<chrono::Utc>) {
+        self.watermarks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(stream.to_string(), watermark);
+    }
+
+    fn refresh_lag(&self) {
+        let now = chrono::Utc::now();
+        let watermarks = self
+            .watermarks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (stream, w) in watermarks.iter() {
+            let lag = (now - *w).num_milliseconds() as f64 / 1000.0;
+            self.lag
+                .get_or_create(&StreamLabel {
+                    stream: stream.clone(),
+                })
+                .set(lag);
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.refresh_client();
+        self.refresh_lag();
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -366,8 +395,7 @@ impl CycleObserver for Metrics {
             self.commit.get_or_create(&label).observe(d.as_secs_f64());
         }
         if let Some(w) = report.watermark {
-            let lag = (chrono::Utc::now() - w).num_milliseconds() as f64 / 1000.0;
-            self.lag.get_or_create(&label).set(lag);
+            self.watermark(report.stream, w);
         }
     }
 }
@@ -440,4 +468,51 @@ pub async fn serve(
     });
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lag_of(text: &str, stream: &str) -> f64 {
+        let key = format!("cflogs_watermark_lag_seconds{{stream=\"{stream}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no lag for {stream} in:\n{text}"))
+    }
+
+    #[test]
+    fn the_lag_keeps_growing_while_a_stream_reports_nothing_new() {
+        let client = Arc::new(
+            CloudflareClient::new(cflogs_cloudflare::ClientConfig::new(
+                cflogs_cloudflare::Credentials::Token(cflogs_cloudflare::Secret::new("t")),
+            ))
+            .unwrap(),
+        );
+        let stream = StreamId::new("audit-v1/account/a").unwrap();
+        let metrics = Metrics::new(vec![stream.to_string()], client, Duration::from_secs(60));
+        let hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+        metrics.cycle(&CycleReport {
+            stream: &stream,
+            outcome: Ok(&cflogs_core::CycleOutcome::Idle),
+            duration: Duration::from_millis(1),
+            commit_duration: None,
+            watermark: Some(hour_ago),
+        });
+        let first = lag_of(&metrics.render(), stream.as_str());
+        assert!(first >= 3600.0, "{first}");
+        // Then the stream fails: its cycles know no watermark. The lag must not freeze.
+        let error = cflogs_core::Error::transient("archive publish", "bucket gone");
+        metrics.cycle(&CycleReport {
+            stream: &stream,
+            outcome: Err(&error),
+            duration: Duration::from_millis(1),
+            commit_duration: None,
+            watermark: None,
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let later = lag_of(&metrics.render(), stream.as_str());
+        assert!(later > first, "the lag froze at {first} (now {later})");
+    }
 }
