@@ -41,6 +41,22 @@ pub struct ClientStats {
     /// Requests other tools made on the same token, seen in the server's remaining count and
     /// taken out of this budget.
     pub budget_foreign: u64,
+    /// Cloudflare's clock minus ours, in milliseconds, from the latest answer's `Date` header
+    /// (whole seconds, so ±1 s); `None` before any answer carried one.
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// The skew above which the client warns: windows end a settle delay (60 s) before now and
+/// reach a lookback (5 min) back, so a skew of this size already eats into both.
+pub const SKEW_WARNING: Duration = Duration::from_secs(30);
+
+/// Cloudflare's clock minus ours, from a `Date` header (RFC 7231, whole seconds) on an answer
+/// received at `local`: the header's second is taken at its middle.
+fn skew_from_date(headers: &HeaderMap, local: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    let value = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    let server = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    let server = server.with_timezone(&chrono::Utc) + chrono::TimeDelta::milliseconds(500);
+    Some((server - local).num_milliseconds())
 }
 
 #[derive(Default)]
@@ -52,6 +68,11 @@ struct Counters {
     broken_bodies: AtomicU64,
     budget_waits: AtomicU64,
     budget_wait_ms: AtomicU64,
+    /// The latest skew in ms; meaningful once `skew_known`.
+    clock_skew_ms: std::sync::atomic::AtomicI64,
+    skew_known: std::sync::atomic::AtomicBool,
+    /// Whether the skew is beyond [`SKEW_WARNING`] (to warn once per crossing).
+    skewed: std::sync::atomic::AtomicBool,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -303,6 +324,10 @@ impl CloudflareClient {
             budget_remaining: self.budget.remaining(),
             budget_limit: self.budget.limit(),
             budget_foreign: self.budget.foreign(),
+            clock_skew_ms: c
+                .skew_known
+                .load(Ordering::Relaxed)
+                .then(|| c.clock_skew_ms.load(Ordering::Relaxed)),
         }
     }
 
@@ -431,6 +456,29 @@ impl CloudflareClient {
         admitted
     }
 
+    /// Records Cloudflare's clock minus ours; warns when it crosses [`SKEW_WARNING`].
+    fn note_skew(&self, skew_ms: i64) {
+        let c = &self.counters;
+        c.clock_skew_ms.store(skew_ms, Ordering::Relaxed);
+        c.skew_known.store(true, Ordering::Relaxed);
+        let beyond = skew_ms.unsigned_abs() > SKEW_WARNING.as_millis() as u64;
+        if c.skewed.swap(beyond, Ordering::Relaxed) != beyond {
+            if beyond {
+                warn!(
+                    skew_s = skew_ms as f64 / 1000.0,
+                    "this machine's clock and Cloudflare's (its Date header) differ by more than \
+                     30 s: windows are planned on this clock, so events may look late or early; \
+                     synchronise the clock (NTP)"
+                );
+            } else {
+                tracing::info!(
+                    skew_s = skew_ms as f64 / 1000.0,
+                    "clock back in step with Cloudflare's"
+                );
+            }
+        }
+    }
+
     fn pause_for(&self, wait: Duration) {
         let now = Instant::now();
         let until = now.checked_add(wait).unwrap_or(now + MAX_RETRY_AFTER);
@@ -471,6 +519,9 @@ impl CloudflareClient {
         self.budget.answered(admitted);
         let status = response.status();
         let headers = response.headers();
+        if let Some(skew) = skew_from_date(headers, chrono::Utc::now()) {
+            self.note_skew(skew);
+        }
         if let Some(remaining) = header_quota(headers) {
             // The server's count includes other tools on the same token: never exceed it.
             self.budget.observe(admitted, remaining);
@@ -568,6 +619,7 @@ impl CloudflareClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use reqwest::header::HeaderValue;
 
     #[test]
@@ -592,6 +644,28 @@ mod tests {
         assert!(
             parse_listing(&Bytes::from_static(br#"{"success":true,"result":[{"id":"#)).is_err()
         );
+    }
+
+    #[test]
+    fn the_date_header_gives_the_skew_and_garbage_gives_none() {
+        let local = chrono::Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+        let at = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(reqwest::header::DATE, HeaderValue::from_str(v).unwrap());
+            skew_from_date(&h, local)
+        };
+        assert_eq!(at("Fri, 04 Dec 2026 10:00:00 GMT"), Some(500));
+        assert_eq!(at("Fri, 04 Dec 2026 10:05:00 GMT"), Some(300_500));
+        assert_eq!(at("Fri, 04 Dec 2026 09:55:00 GMT"), Some(-299_500));
+        for junk in [
+            "",
+            "yesterday",
+            "Fri, 99 Dec 2026 10:00:00 GMT",
+            "1764842400",
+        ] {
+            assert_eq!(at(junk), None, "{junk:?}");
+        }
+        assert_eq!(skew_from_date(&HeaderMap::new(), local), None);
     }
 
     #[test]

@@ -520,3 +520,30 @@ async fn v1_asks_several_pages_at_once_and_hardly_any_past_the_window_or_the_cap
     assert_eq!(sim.stats().requests_total - before, 10);
     sim.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_clock_skew_to_cloudflare_is_measured_from_the_date_header() {
+    for offset in [
+        TimeDelta::minutes(5),
+        TimeDelta::minutes(-7),
+        TimeDelta::zero(),
+    ] {
+        let (sim, client) =
+            start(sim(31, 50).clock(cflogs_sim::SimClock::system_with_offset(offset))).await;
+        assert_eq!(client.stats().clock_skew_ms, None, "no answer yet");
+        source(&client, AuditApi::V1, 100)
+            .fetch(&whole(span_window()))
+            .await
+            .unwrap();
+        let skew = client
+            .stats()
+            .clock_skew_ms
+            .expect("the Date header was read");
+        let want = offset.num_milliseconds();
+        assert!(
+            (skew - want).abs() <= 1_500,
+            "offset {want} ms measured as {skew} ms"
+        );
+        sim.shutdown().await.unwrap();
+    }
+}

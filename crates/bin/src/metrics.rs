@@ -58,6 +58,7 @@ pub struct Metrics {
     budget_remaining: Gauge,
     budget_limit: Gauge,
     budget_foreign: Counter,
+    clock_skew: Gauge<f64, AtomicU64>,
     client: Arc<CloudflareClient>,
     last_client: Mutex<ClientStats>,
     last_ok: Mutex<HashMap<String, Instant>>,
@@ -156,6 +157,12 @@ impl Metrics {
             "Requests other tools made on the same token (the server's remaining count was lower than the budget's), taken out of the budget",
             budget_foreign.clone(),
         );
+        let clock_skew = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "clock_skew_seconds",
+            "Cloudflare's clock minus this machine's, from the API's Date header (+-1 s)",
+            clock_skew.clone(),
+        );
         let restarts = Family::<StreamLabel, Counter>::default();
         registry.register(
             "stream_restarts",
@@ -208,6 +215,7 @@ impl Metrics {
             budget_remaining,
             budget_limit,
             budget_foreign,
+            clock_skew,
             client,
             last_client: Mutex::new(ClientStats::default()),
             last_ok: Mutex::new(HashMap::new()),
@@ -250,6 +258,9 @@ impl Metrics {
             .set(i64::try_from(now.budget_limit).unwrap_or(i64::MAX));
         self.budget_foreign
             .inc_by(now.budget_foreign - last.budget_foreign);
+        if let Some(ms) = now.clock_skew_ms {
+            self.clock_skew.set(ms as f64 / 1000.0);
+        }
         *last = now;
     }
 

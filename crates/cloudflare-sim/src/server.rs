@@ -456,7 +456,11 @@ impl Simulator {
             "api request"
         );
         let ray = format!("{:016x}-SIM", fnv1a(&seq.to_le_bytes()));
-        reply.into_response(ray)
+        // The simulator's own clock, as Cloudflare's `Date` says Cloudflare's (a skewed or
+        // fixed simulator clock shows in it; hyper would put the host's).
+        reply
+            .header("date", now.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+            .into_response(ray)
     }
 
     fn api_reply(
