@@ -30,7 +30,7 @@ pub struct ClientStats {
     pub server_errors: u64,
     /// 200 answers whose body was cut or was not JSON.
     pub broken_bodies: u64,
-    /// Times a request waited for the rate budget (or a `Ratelimit` header's reset).
+    /// Times a request waited for the rate budget (or a 429's `Retry-After` pause).
     pub budget_waits: u64,
     /// Total time spent waiting for the rate budget, in milliseconds.
     pub budget_wait_ms: u64,
@@ -250,13 +250,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         );
     }
     Some(wait.min(MAX_RETRY_AFTER))
-}
-
-/// `" to {location}"` when the redirect said where, for its message.
-fn headers_location(location: &Option<String>) -> String {
-    location
-        .as_deref()
-        .map_or_else(String::new, |l| format!(" to {l:?}"))
 }
 
 /// A uniformly random delay in `[0, step]`: "full jitter".
@@ -599,7 +592,9 @@ impl CloudflareClient {
                     message: format!(
                         "a redirect{}; cflogs follows none, so that credentials never travel \
                          to another host: set CLOUDFLARE_API_BASE_URL to the API itself",
-                        headers_location(&location)
+                        location
+                            .as_deref()
+                            .map_or_else(String::new, |l| format!(" to {l:?}"))
                     ),
                 },
                 _ => Error::Http {

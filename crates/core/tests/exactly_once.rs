@@ -515,13 +515,10 @@ async fn run_scenario(s: Scenario, world: World) {
         // Wiped while the instance had nothing to commit, so it never noticed: a restart
         // restores the checkpoint from the archive and finds nothing new.
         let mut restarted = world.pipeline(None);
-        assert!(
-            matches!(
-                restarted.run_once().await,
-                Ok(CycleOutcome::Idle | CycleOutcome::Advanced { .. }) | Ok(_)
-            ),
-            "a restart over a wiped store restores and goes on"
-        );
+        restarted
+            .run_once()
+            .await
+            .expect("a restart over a wiped store restores and goes on");
         let mut idle = false;
         for _ in 0..(world.catch_up_bound)(world.clock.now()) {
             if matches!(

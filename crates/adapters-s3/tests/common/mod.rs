@@ -272,20 +272,12 @@ impl Probe {
     /// Published data and quarantine objects of `stream`, by key.
     pub async fn published(&self, stream: &StreamId) -> BTreeMap<String, Bytes> {
         let quarantine = format!("{}/", layout::quarantine_dir(stream));
-        let mut out = BTreeMap::new();
-        for key in self.keys().await {
+        let mut out = self.history().await;
+        out.retain(|key, _| {
             let name = key.rsplit('/').next().unwrap_or_default();
-            let is_data =
-                !key.starts_with('_') && layout::parse_data_file_name(name, stream).is_some();
-            if is_data || key.starts_with(&quarantine) {
-                let bytes = self
-                    .object(&key)
-                    .await
-                    .expect("read")
-                    .expect("listed object");
-                out.insert(key, bytes);
-            }
-        }
+            (!key.starts_with('_') && layout::parse_data_file_name(name, stream).is_some())
+                || key.starts_with(&quarantine)
+        });
         out
     }
 
