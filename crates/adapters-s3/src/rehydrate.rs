@@ -24,25 +24,25 @@ pub struct RehydrateReport {
 
 impl ParquetArchive {
     /// Writes every published batch of `stream` into `analytics`, object by object (memory
-    /// stays at one object), in chain order. Events are read as `schema`'s (the stream's); a
-    /// batch of another dataset (a stream whose dataset changed) is read with that dataset's
-    /// built-in schema. Idempotent, as the sink contract makes every write: what is already
-    /// stored is left alone.
+    /// stays at one object), in chain order. Events are read as `schema`'s when it is the
+    /// batch's dataset (the stream's configured schema), else with the built-in schema of the
+    /// dataset the manifest names (a stream not configured here, or whose dataset changed).
+    /// Idempotent, as the sink contract makes every write: what is already stored is left
+    /// alone.
     ///
     /// # Errors
     /// The archive cannot be read (run `cflogs verify`) or the store refuses a write.
     pub async fn rehydrate(
         &self,
         stream: &StreamId,
-        schema: &Arc<DatasetSchema>,
+        schema: Option<&Arc<DatasetSchema>>,
         analytics: &dyn AnalyticsSink,
     ) -> Result<RehydrateReport> {
         let mut report = RehydrateReport::default();
         for m in self.manifests(stream).await? {
-            let schema = if schema.dataset() == &m.dataset {
-                schema.clone()
-            } else {
-                Arc::new(DatasetSchema::builtin(&m.dataset))
+            let schema = match schema {
+                Some(s) if s.dataset() == &m.dataset => s.clone(),
+                _ => Arc::new(DatasetSchema::builtin(&m.dataset)),
             };
             for o in &m.objects {
                 let (events, quarantined) = match self.read_object(&o.final_key, &schema).await? {

@@ -5,13 +5,13 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use cflogs_core::{CycleOutcome, Supervisor};
+use cflogs_core::{CycleOutcome, StreamId, Supervisor};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{Config, StreamConfig};
 use crate::metrics::Metrics;
-use crate::wiring::{Stream, Wired};
+use crate::wiring::{Storage, Wired};
 
 /// Runs `job` for every stream of `wired`, each on a task of its own (several accounts' streams
 /// proceed side by side; one token's budget is shared fairly between them), and waits for all:
@@ -90,7 +90,7 @@ async fn backfill_stream(
     let stream = &wired.streams[index];
     let mut policy = stream.policy.clone();
     policy.start_at = since;
-    if let Some(cp) = wired.store.load(stream.id()).await?
+    if let Some(cp) = wired.storage.store.load(stream.id()).await?
         && cp.watermark > since + chrono::Duration::from_std(policy.lookback).unwrap_or_default()
     {
         bail!(
@@ -192,7 +192,7 @@ pub async fn run(
     // A stream that fails from its first cycle still has a lag that grows (an alert fires):
     // from its stored watermark, when the store answers now.
     for stream in &wired.streams {
-        if let Ok(Some(cp)) = wired.store.load(stream.id()).await {
+        if let Ok(Some(cp)) = wired.storage.store.load(stream.id()).await {
             metrics.watermark(stream.id(), cp.watermark);
         }
     }
@@ -233,11 +233,22 @@ fn invalid(e: anyhow::Error) -> cflogs_core::Error {
     cflogs_core::Error::invalid("pipeline", format!("{e:#}"))
 }
 
-/// `cflogs verify`: the archive's manifest chain of every stream, against its checkpoint.
+/// The configured streams' ids (none without Cloudflare settings: commands that only touch
+/// the stores then work from what the archive holds).
+fn configured(config: &Config) -> Vec<StreamId> {
+    config.streams().iter().map(StreamConfig::id).collect()
+}
+
+/// `cflogs verify`: the archive's manifest chain of every stream, configured or found in the
+/// archive, against its checkpoint. Needs no Cloudflare settings.
 pub async fn verify(config: &Config) -> Result<bool> {
-    let wired = Wired::connect(config).await?;
+    let storage = Storage::connect(config).await?;
+    let streams = storage.all_streams(&configured(config)).await?;
+    if streams.is_empty() {
+        println!("no streams configured and none in the archive: nothing to verify");
+    }
     let mut clean = true;
-    for (stream, report) in wired.verify().await? {
+    for (stream, report) in storage.verify(&streams).await? {
         println!("{stream}: {report}");
         clean &= report.is_clean();
     }
@@ -267,11 +278,9 @@ pub async fn migrate(config: &Config) -> Result<()> {
     // Every chain in the archive, configured or not: a stream dropped from the configuration
     // keeps its history, in the same layout as the others.
     let mut streams = archive.streams().await?;
-    for stream in &config.streams {
-        if !streams.contains(&stream.id()) {
-            streams.push(stream.id());
-        }
-    }
+    streams.extend(configured(config));
+    streams.sort();
+    streams.dedup();
     for stream in streams {
         let r = archive.relocate(&stream).await?;
         println!(
@@ -283,56 +292,49 @@ pub async fn migrate(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// `cflogs rehydrate`: every published batch of every stream, read back from the archive into
-/// the analytics store, then each checkpoint that is missing or behind the archive restored
-/// from the archive's newest manifest. Idempotent: what is already there is left alone.
+/// `cflogs rehydrate`: every published batch of every stream (configured or found in the
+/// archive), read back from the archive into the analytics store, then each checkpoint that
+/// is missing or behind the archive restored from the archive's newest manifest. Idempotent:
+/// what is already there is left alone. Needs no Cloudflare settings: a stream's dataset is
+/// the one its manifests name.
 pub async fn rehydrate(config: &Config) -> Result<()> {
-    let wired = Wired::connect(config).await?;
-    for stream in &wired.streams {
-        let r = wired
+    let storage = Storage::connect(config).await?;
+    for id in storage.all_streams(&configured(config)).await? {
+        let r = storage
             .archive
-            .rehydrate(
-                stream.id(),
-                stream.source.schema(),
-                wired.analytics.as_ref(),
-            )
+            .rehydrate(&id, None, storage.analytics.as_ref())
             .await?;
         println!(
-            "{}: {} batches and {} objects read back; {} events inserted, {} already present, \
+            "{id}: {} batches and {} objects read back; {} events inserted, {} already present, \
              {} quarantined records inserted",
-            stream.id(),
-            r.batches,
-            r.objects,
-            r.inserted,
-            r.duplicates,
-            r.quarantined
+            r.batches, r.objects, r.inserted, r.duplicates, r.quarantined
         );
-        restore_from_archive(&wired, stream).await?;
+        restore_from_archive(&storage, &id).await?;
     }
     Ok(())
 }
 
-/// Restores `stream`'s checkpoint from the archive when the store has none or is behind it.
-async fn restore_from_archive(wired: &Wired, stream: &Stream) -> Result<()> {
+/// Restores `id`'s checkpoint from the archive when the store has none or is behind it.
+async fn restore_from_archive(storage: &Storage, id: &StreamId) -> Result<()> {
     use cflogs_core::ArchiveSink as _;
-    let id = stream.id();
-    let stored = wired.store.load(id).await?;
+    let stored = storage.store.load(id).await?;
     let known = stored.as_ref().map_or(0, |cp| cp.seq);
-    if wired.archive.newest_after(id, known).await?.is_none() {
+    let Some(newest) = storage.archive.newest_after(id, known).await? else {
         println!("{id}: checkpoint in step with the archive (batch {known})");
         return Ok(());
-    }
+    };
     // Taking the lease fences an instance still running the stream (it stops at its next
-    // commit); then the archive is asked again, against the checkpoint now held.
-    let cp = wired.store.acquire(id, stream.policy.start_at).await?;
-    let Some(newest) = wired.archive.newest_after(id, cp.seq).await? else {
+    // commit); then the archive is asked again, against the checkpoint now held. A new
+    // checkpoint starts where the newest batch did; the restore moves it past that batch.
+    let cp = storage.store.acquire(id, newest.window.from()).await?;
+    let Some(newest) = storage.archive.newest_after(id, cp.seq).await? else {
         println!(
             "{id}: checkpoint in step with the archive (batch {})",
             cp.seq
         );
         return Ok(());
     };
-    let restored = cflogs_core::restore_checkpoint(wired.store.as_ref(), &cp, &newest).await?;
+    let restored = cflogs_core::restore_checkpoint(storage.store.as_ref(), &cp, &newest).await?;
     println!(
         "{id}: checkpoint restored from the archive: batch {} (was {}), watermark {}",
         restored.seq,

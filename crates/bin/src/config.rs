@@ -490,13 +490,25 @@ pub enum Analytics {
     Sqlite(cflogs_sqlite::SqliteConfig),
 }
 
-/// The validated configuration of a run.
+/// What reading from Cloudflare needs: the client and the streams.
 #[derive(Debug)]
-pub struct Config {
+pub struct Cloudflare {
     /// Cloudflare client settings.
     pub client: cflogs_cloudflare::ClientConfig,
     /// The streams to read, each with its policy.
     pub streams: Vec<StreamConfig>,
+}
+
+/// The validated configuration of a run.
+///
+/// The Cloudflare part is validated apart from the rest: commands that only touch the
+/// database and the archive (`verify`, `rehydrate`, `migrate`, `doctor --archive`) run
+/// without Cloudflare settings, and the others fail with the first missing or invalid one.
+#[derive(Debug)]
+pub struct Config {
+    /// The client and the streams, or the first missing or invalid Cloudflare or stream
+    /// setting (naming the variable and the fix).
+    cloudflare: std::result::Result<Cloudflare, String>,
     /// Analytics and checkpoints.
     pub analytics: Analytics,
     /// The archive.
@@ -512,9 +524,13 @@ impl Config {
     /// The first invalid or missing setting, naming the variable and the fix.
     pub fn from_settings(settings: &Settings, now: Timestamp) -> Result<Self> {
         let raw = settings.raw()?;
-        let client = client(&raw)?;
-        let policy = global_policy(&raw, now)?;
-        let streams = streams(&raw, &policy)?;
+        let cloudflare = (|| {
+            let client = client(&raw)?;
+            let policy = global_policy(&raw, now)?;
+            let streams = streams(&raw, &policy)?;
+            anyhow::Ok(Cloudflare { client, streams })
+        })()
+        .map_err(|e| format!("{e:#}"));
         let data_dir = raw
             .cflogs_data_dir
             .clone()
@@ -531,12 +547,27 @@ impl Config {
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9900))),
         };
         Ok(Config {
-            client,
-            streams,
+            cloudflare,
             analytics,
             archive,
             metrics_addr,
         })
+    }
+}
+
+impl Config {
+    /// The Cloudflare client and the streams.
+    ///
+    /// # Errors
+    /// The first Cloudflare or stream setting that is missing or invalid, naming the
+    /// variable and the fix.
+    pub fn cloudflare(&self) -> Result<&Cloudflare> {
+        self.cloudflare.as_ref().map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The configured streams; none when the Cloudflare settings are missing or invalid.
+    pub fn streams(&self) -> &[StreamConfig] {
+        self.cloudflare.as_ref().map_or(&[], |c| &c.streams)
     }
 }
 
@@ -892,9 +923,30 @@ mod tests {
         chrono::Utc::now()
     }
 
+    /// The first error of `pairs`: a setting of any service, else a Cloudflare one.
     fn error(pairs: Vec<(&str, &str)>) -> String {
-        let s = Settings::from_pairs(pairs.into_iter().map(|(k, v)| (k, v.to_owned())));
-        format!("{:#}", Config::from_settings(&s, now()).unwrap_err())
+        first_error(&Settings::from_pairs(
+            pairs.into_iter().map(|(k, v)| (k, v.to_owned())),
+        ))
+    }
+
+    fn first_error(s: &Settings) -> String {
+        match Config::from_settings(s, now()) {
+            Err(e) => format!("{e:#}"),
+            Ok(c) => format!("{:#}", c.cloudflare().unwrap_err()),
+        }
+    }
+
+    #[test]
+    fn storage_commands_need_no_cloudflare_settings() {
+        let s = Settings::from_pairs([("DATABASE_URL", "postgres://127.0.0.1/x".to_owned())]);
+        let config = Config::from_settings(&s, now()).unwrap();
+        assert!(matches!(config.analytics, Analytics::Postgres(_)));
+        assert!(config.streams().is_empty());
+        let e = format!("{:#}", config.cloudflare().unwrap_err());
+        assert!(e.contains("CLOUDFLARE_API_TOKEN is not set"), "{e}");
+        // A bad database setting is still an error at once.
+        assert!(error(vec![("PG_POOL_SIZE", "4")]).contains("PG_"));
     }
 
     #[test]
@@ -904,7 +956,11 @@ mod tests {
             ("CLOUDFLARE_ACCOUNT_ID", "a1, a2, a1".to_owned()),
         ]);
         let config = Config::from_settings(&s, now()).unwrap();
-        let ids: Vec<String> = config.streams.iter().map(|s| s.id().to_string()).collect();
+        let ids: Vec<String> = config
+            .streams()
+            .iter()
+            .map(|s| s.id().to_string())
+            .collect();
         assert_eq!(ids, ["audit-v1/account/a1", "audit-v1/account/a2"]);
     }
 
@@ -1008,7 +1064,7 @@ mod tests {
             ("CFLOGS_DATA_DIR", "/tmp/x".to_owned()),
         ]);
         let c = Config::from_settings(&s, now()).unwrap();
-        assert_eq!(c.streams.len(), 2);
+        assert_eq!(c.streams().len(), 2);
         assert!(matches!(c.analytics, Analytics::Sqlite(_)));
         assert!(
             c.archive.describe().contains("/tmp/x/archive"),
@@ -1046,9 +1102,9 @@ mod tests {
         .unwrap();
         let s = Settings::load(None, Some(&path)).unwrap();
         let c = Config::from_settings(&s, now()).unwrap();
-        let ids: Vec<String> = c.streams.iter().map(|s| s.id().to_string()).collect();
+        let ids: Vec<String> = c.streams().iter().map(|s| s.id().to_string()).collect();
         assert_eq!(ids, ["audit-v1/account/a2", "audit-v2/account/a1"]);
-        let (own, global) = (&c.streams[0].policy, &c.streams[1].policy);
+        let (own, global) = (&c.streams()[0].policy, &c.streams()[1].policy);
         assert_eq!(own.poll_interval, Duration::from_secs(5));
         assert_eq!(own.lookback, Duration::from_secs(900));
         assert!(own.max_span > own.lookback);
@@ -1059,8 +1115,7 @@ mod tests {
 
         let error = |text: &str| {
             std::fs::write(&path, format!("cloudflare_api_token = \"t\"\n{text}")).unwrap();
-            let s = Settings::load(None, Some(&path)).unwrap();
-            format!("{:#}", Config::from_settings(&s, now()).unwrap_err())
+            first_error(&Settings::load(None, Some(&path)).unwrap())
         };
         let e = error("pol_interval = 30\n");
         assert!(e.contains("unknown key `pol_interval`"), "{e}");
@@ -1272,10 +1327,7 @@ mod tests {
             ),
         ];
         for (pairs, want) in cases {
-            let got = format!(
-                "{:#}",
-                Config::from_settings(&settings(pairs), now()).unwrap_err()
-            );
+            let got = first_error(&settings(pairs));
             assert!(
                 got.contains(want),
                 "{pairs:?}: {got:?} does not say {want:?}"

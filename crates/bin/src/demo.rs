@@ -85,6 +85,7 @@ pub async fn demo(data_dir: &Path, events: u64, hours: i64) -> Result<()> {
 
     let db = config_path(&config);
     let pool = wired
+        .storage
         .sqlite
         .as_ref()
         .context("the demo uses SQLite")?
@@ -144,7 +145,8 @@ pub async fn demo(data_dir: &Path, events: u64, hours: i64) -> Result<()> {
     for (path, size) in parquet.iter().take(3) {
         println!("    {path} ({size} bytes)");
     }
-    for (stream, report) in wired.verify().await? {
+    let ids: Vec<_> = wired.streams.iter().map(|s| s.id().clone()).collect();
+    for (stream, report) in wired.storage.verify(&ids).await? {
         println!("  verify {stream}: {report}");
     }
     println!(
@@ -153,7 +155,7 @@ pub async fn demo(data_dir: &Path, events: u64, hours: i64) -> Result<()> {
          Run it for real: set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID (and DATABASE_URL, S3_* if you have them), then `cflogs run`.",
         archive.display()
     );
-    if let Some(lite) = &wired.sqlite {
+    if let Some(lite) = &wired.storage.sqlite {
         lite.close().await;
     }
     sim.shutdown().await?;

@@ -9,17 +9,32 @@ use cflogs_cloudflare::{AuditLogSource, CloudflareClient, PerPage};
 use cflogs_core::{BatchLimits, FetchRequest, Window, WindowSource, error_chain};
 use cflogs_s3::object_store::{ObjectStoreExt, PutPayload};
 
-use crate::config::{Analytics, Config, SourceConfig};
+use crate::config::{Analytics, Cloudflare, Config, SourceConfig};
 
 fn line(ok: bool, what: &str, detail: &str) -> bool {
     println!("{} {what}: {detail}", if ok { "PASS" } else { "FAIL" });
     ok
 }
 
-/// Runs every check; `Ok(true)` when all pass.
-pub async fn doctor(config: &Config) -> Result<bool> {
+/// Runs every check (the Cloudflare ones only with `cloudflare`); `Ok(true)` when all pass.
+pub async fn doctor(config: &Config, cloudflare: bool) -> Result<bool> {
     let mut all = true;
+    if cloudflare {
+        match config.cloudflare() {
+            Ok(cf) => all &= check_cloudflare(cf).await?,
+            Err(e) => {
+                all &= line(false, "cloudflare settings", &format!("{e:#}"));
+            }
+        }
+    }
+    all &= check_database(config).await;
+    all &= check_archive(config).await;
+    Ok(all)
+}
 
+/// The token and each stream's audit logs.
+async fn check_cloudflare(config: &Cloudflare) -> Result<bool> {
+    let mut all = true;
     // A check, not a backfill: one retry, quickly.
     let mut client_config = config.client.clone();
     client_config.max_retries = 1;
@@ -67,8 +82,12 @@ pub async fn doctor(config: &Config) -> Result<bool> {
             }
         }
     }
+    Ok(all)
+}
 
-    all &= match &config.analytics {
+/// The database: reachable, schema applied.
+async fn check_database(config: &Config) -> bool {
+    match &config.analytics {
         Analytics::Postgres(pg) => match cflogs_postgres::PostgresClient::connect(pg).await {
             Ok(client) => {
                 let detail = match client.schema() {
@@ -93,10 +112,13 @@ pub async fn doctor(config: &Config) -> Result<bool> {
             }
             Err(e) => line(false, "database (SQLite)", &format!("{e:#}")),
         },
-    };
+    }
+}
 
+/// The archive: a probe object written and deleted.
+async fn check_archive(config: &Config) -> bool {
     let what = format!("archive ({})", config.archive.describe());
-    all &= match cflogs_s3::ParquetArchive::open(&config.archive) {
+    match cflogs_s3::ParquetArchive::open(&config.archive) {
         Err(e) => line(false, &what, &error_chain(&e)),
         Ok(archive) => {
             let probe = format!("_doctor/probe-{}", std::process::id());
@@ -131,6 +153,5 @@ pub async fn doctor(config: &Config) -> Result<bool> {
                 }
             }
         }
-    };
-    Ok(all)
+    }
 }

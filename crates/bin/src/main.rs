@@ -69,7 +69,11 @@ enum Command {
     Migrate,
     /// Check the Cloudflare credentials and permissions, the database and the archive, one
     /// PASS/FAIL line each; exit 1 if any fails.
-    Doctor,
+    Doctor {
+        /// Check only the database and the archive (no Cloudflare settings needed).
+        #[arg(long)]
+        archive: bool,
+    },
     /// Print the effective configuration, secrets masked.
     Config {
         /// List every variable cflogs reads instead.
@@ -198,6 +202,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
         println!(
             "# streams: {}",
             config
+                .cloudflare()?
                 .streams
                 .iter()
                 .map(|s| s.id().to_string())
@@ -219,8 +224,8 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
         }
         Command::Migrate => commands::migrate(&config).await?,
         Command::Rehydrate => commands::rehydrate(&config).await?,
-        Command::Doctor => {
-            if !doctor::doctor(&config).await? {
+        Command::Doctor { archive } => {
+            if !doctor::doctor(&config, !archive).await? {
                 return Ok(ExitCode::from(1));
             }
         }

@@ -39,26 +39,23 @@ fn source(config: &StreamConfig, cloudflare: &Arc<CloudflareClient>) -> Arc<dyn 
     }
 }
 
-/// The adapters of one process, shared by its streams.
-pub struct Wired {
+/// The stores of one process: what `verify`, `rehydrate` and `migrate` need, and no more.
+pub struct Storage {
     /// Checkpoints and leases.
     pub store: Arc<dyn CheckpointStore>,
     /// The queryable store.
     pub analytics: Arc<dyn AnalyticsSink>,
     /// The archive.
     pub archive: Arc<ParquetArchive>,
-    /// The Cloudflare client (one token), shared by every Cloudflare stream.
-    pub client: Arc<CloudflareClient>,
-    /// Every configured stream.
-    pub streams: Vec<Stream>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The SQLite database, when it is the embedded default.
     pub sqlite: Option<cflogs_sqlite::SqliteClient>,
 }
 
-impl Wired {
-    /// Connects to everything `config` names; applies migrations.
+impl Storage {
+    /// Connects to the database and the archive `config` names; applies migrations. Needs
+    /// no Cloudflare settings.
     ///
     /// # Errors
     /// The first adapter that cannot be built or reached, saying what to fix.
@@ -91,8 +88,68 @@ impl Wired {
             .context("cannot open the archive")?
             .with_clock(clock.clone());
         info!(archive = %config.archive.describe(), "archive");
-        let client = Arc::new(CloudflareClient::new(config.client.clone())?);
-        let streams = config
+        Ok(Self {
+            store,
+            analytics,
+            archive: Arc::new(archive),
+            clock,
+            sqlite,
+        })
+    }
+
+    /// Every stream of `configured` and every stream the archive holds, configured or not
+    /// (a stream dropped from the configuration keeps its history), sorted, each once.
+    ///
+    /// # Errors
+    /// The archive cannot be listed.
+    pub async fn all_streams(&self, configured: &[StreamId]) -> Result<Vec<StreamId>> {
+        let mut streams = self.archive.streams().await?;
+        streams.extend(configured.iter().cloned());
+        streams.sort();
+        streams.dedup();
+        Ok(streams)
+    }
+
+    /// The archive check of each of `streams`, against the chain head of its checkpoint,
+    /// listing the archive once.
+    ///
+    /// # Errors
+    /// The store or the archive cannot be read.
+    pub async fn verify(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<(StreamId, cflogs_s3::VerifyReport)>> {
+        let mut heads = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let head = self.store.load(stream).await?.map(|cp| cp.chain_head);
+            heads.push((stream.clone(), head));
+        }
+        let reports = self.archive.verify_streams(&heads).await?;
+        Ok(streams.iter().cloned().zip(reports).collect())
+    }
+}
+
+/// The adapters of one process, shared by its streams.
+pub struct Wired {
+    /// The database and the archive.
+    pub storage: Storage,
+    /// The Cloudflare client (one token), shared by every Cloudflare stream.
+    pub client: Arc<CloudflareClient>,
+    /// Every configured stream.
+    pub streams: Vec<Stream>,
+}
+
+impl Wired {
+    /// Connects to everything `config` names; applies migrations.
+    ///
+    /// # Errors
+    /// A Cloudflare setting missing or invalid, or the first adapter that cannot be built
+    /// or reached, saying what to fix.
+    pub async fn connect(config: &Config) -> Result<Self> {
+        let cloudflare = config.cloudflare()?;
+        let storage = Storage::connect(config).await?;
+        let client = Arc::new(CloudflareClient::new(cloudflare.client.clone())?);
+        let streams = cloudflare
             .streams
             .iter()
             .map(|s| Stream {
@@ -101,29 +158,10 @@ impl Wired {
             })
             .collect();
         Ok(Self {
-            store,
-            analytics,
-            archive: Arc::new(archive),
+            storage,
             client,
             streams,
-            clock,
-            sqlite,
         })
-    }
-
-    /// The archive check of every stream, against the chain head of its checkpoint, listing
-    /// the archive once.
-    ///
-    /// # Errors
-    /// The store or the archive cannot be read.
-    pub async fn verify(&self) -> Result<Vec<(StreamId, cflogs_s3::VerifyReport)>> {
-        let mut streams = Vec::with_capacity(self.streams.len());
-        for stream in &self.streams {
-            let head = self.store.load(stream.id()).await?.map(|cp| cp.chain_head);
-            streams.push((stream.id().clone(), head));
-        }
-        let reports = self.archive.verify_streams(&streams).await?;
-        Ok(streams.into_iter().map(|(s, _)| s).zip(reports).collect())
     }
 
     /// A pipeline for `stream` with `policy`.
@@ -133,10 +171,10 @@ impl Wired {
     pub fn pipeline(&self, stream: &Stream, policy: Policy) -> Result<Pipeline> {
         Ok(Pipeline::new(
             stream.source.clone(),
-            self.store.clone(),
-            self.analytics.clone(),
-            self.archive.clone() as Arc<dyn ArchiveSink>,
-            self.clock.clone(),
+            self.storage.store.clone(),
+            self.storage.analytics.clone(),
+            self.storage.archive.clone() as Arc<dyn ArchiveSink>,
+            self.storage.clock.clone(),
             policy,
         )?)
     }

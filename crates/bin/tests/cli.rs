@@ -41,6 +41,85 @@ fn the_demo_runs_with_no_services_and_reports_what_landed() {
 }
 
 #[test]
+fn commands_that_touch_only_the_stores_need_no_cloudflare_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = cflogs(
+        dir.path(),
+        &[],
+        &["demo", "--events", "1200", "--hours", "2", "--dir", "data"],
+    );
+    assert!(demo.status.success(), "{}", text(&demo));
+    // No CLOUDFLARE_* at all: only where the database and the archive are.
+    let env = [("CFLOGS_DATA_DIR", "data".to_owned())];
+    let run = |args: &[&str]| {
+        let out = cflogs(dir.path(), &env, args);
+        (out.status.code(), text(&out))
+    };
+    let (code, all) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains("audit-") && all.contains(", 0 findings"),
+        "{all}"
+    );
+
+    // A lost database: rows and checkpoint come back from the archive alone.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("data/cflogs.sqlite3{suffix}")));
+    }
+    let (code, all) = run(&["rehydrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains(" events inserted, 0 already present")
+            && all.contains("checkpoint restored from the archive: batch "),
+        "{all}"
+    );
+    let inserted = |all: &str| -> u64 {
+        let head = &all[..all.find(" events inserted").expect("a rehydrate summary")];
+        head.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let events = inserted(&all);
+    assert!(
+        events > 1100,
+        "the demo's events minus the malformed few: {all}"
+    );
+    let (_, again) = run(&["rehydrate"]);
+    assert!(
+        again.contains(&format!("0 events inserted, {events} already present"))
+            && again.contains("checkpoint in step with the archive"),
+        "{again}"
+    );
+    let (code, all) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains(", 0 findings"),
+        "the restored head matches: {all}"
+    );
+    let (code, all) = run(&["migrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains("SQLite") && all.contains("archive audit-"),
+        "{all}"
+    );
+
+    let (code, all) = run(&["doctor", "--archive"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(all.matches("PASS ").count(), 2, "database, archive: {all}");
+    assert!(!all.contains("cloudflare"), "{all}");
+    let (code, all) = run(&["doctor"]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("FAIL cloudflare settings: CLOUDFLARE_API_TOKEN is not set")
+            && all.contains("PASS database (SQLite)")
+            && all.contains("PASS archive"),
+        "{all}"
+    );
+    // What reads from Cloudflare still says what is missing.
+    let (code, all) = run(&["once"]);
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("CLOUDFLARE_API_TOKEN is not set"), "{all}");
+}
+
+#[test]
 fn configuration_errors_name_the_variable_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
