@@ -24,10 +24,9 @@ pub struct RehydrateReport {
 
 impl ParquetArchive {
     /// Writes every published batch of `stream` into `analytics`, object by object (memory
-    /// stays at one object), in chain order. Events are read as `schema`'s when it is the
-    /// batch's dataset (the stream's configured schema), else with the built-in schema of the
-    /// dataset the manifest names (a stream not configured here, or whose dataset changed).
-    /// Idempotent, as the sink contract makes every write: what is already stored is left
+    /// stays at one object), in chain order. Each batch is read with the built-in schema of
+    /// the dataset its manifest names (so a stream needs no configuration here, and a stream
+    /// whose dataset changed reads each batch as what it was). Idempotent, as the sink contract makes every write: what is already stored is left
     /// alone.
     ///
     /// # Errors
@@ -35,15 +34,11 @@ impl ParquetArchive {
     pub async fn rehydrate(
         &self,
         stream: &StreamId,
-        schema: Option<&Arc<DatasetSchema>>,
         analytics: &dyn AnalyticsSink,
     ) -> Result<RehydrateReport> {
         let mut report = RehydrateReport::default();
         for m in self.manifests(stream).await? {
-            let schema = match schema {
-                Some(s) if s.dataset() == &m.dataset => s.clone(),
-                _ => Arc::new(DatasetSchema::builtin(&m.dataset)),
-            };
+            let schema = Arc::new(DatasetSchema::builtin(&m.dataset));
             for o in &m.objects {
                 let (events, quarantined) = match self.read_object(&o.final_key, &schema).await? {
                     Decoded::Events(e) => (e, Vec::new()),

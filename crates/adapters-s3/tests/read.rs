@@ -76,11 +76,7 @@ async fn published_batches_read_back_exactly() {
 
     // Rehydrated into a store, every event and quarantined record lands once; again, nothing.
     let store = cflogs_core::testing::MemoryAnalytics::new();
-    let schema = cflogs_core::testing::samples::audit_schema();
-    let r = archive
-        .rehydrate(&stream, Some(&schema), &store)
-        .await
-        .unwrap();
+    let r = archive.rehydrate(&stream, &store).await.unwrap();
     assert_eq!(
         (r.batches, r.inserted, r.duplicates, r.quarantined),
         (2, 300, 0, 1)
@@ -91,10 +87,7 @@ async fn published_batches_read_back_exactly() {
     want.sort();
     assert_eq!(ids, want);
     assert_eq!(store.quarantine_ids(&stream).len(), 1);
-    let again = archive
-        .rehydrate(&stream, Some(&schema), &store)
-        .await
-        .unwrap();
+    let again = archive.rehydrate(&stream, &store).await.unwrap();
     assert_eq!(
         (again.inserted, again.duplicates, again.quarantined),
         (0, 300, 0)

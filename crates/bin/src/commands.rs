@@ -277,11 +277,7 @@ pub async fn migrate(config: &Config) -> Result<()> {
     let archive = cflogs_s3::ParquetArchive::open(&config.archive)?;
     // Every chain in the archive, configured or not: a stream dropped from the configuration
     // keeps its history, in the same layout as the others.
-    let mut streams = archive.streams().await?;
-    streams.extend(configured(config));
-    streams.sort();
-    streams.dedup();
-    for stream in streams {
+    for stream in crate::wiring::all_streams(&archive, &configured(config)).await? {
         let r = archive.relocate(&stream).await?;
         println!(
             "archive {stream}: {} objects moved to the stream= partition, {} already there, {} \
@@ -302,7 +298,7 @@ pub async fn rehydrate(config: &Config) -> Result<()> {
     for id in storage.all_streams(&configured(config)).await? {
         let r = storage
             .archive
-            .rehydrate(&id, None, storage.analytics.as_ref())
+            .rehydrate(&id, storage.analytics.as_ref())
             .await?;
         println!(
             "{id}: {} batches and {} objects read back; {} events inserted, {} already present, \

@@ -553,9 +553,7 @@ impl Config {
             metrics_addr,
         })
     }
-}
 
-impl Config {
     /// The Cloudflare client and the streams.
     ///
     /// # Errors
@@ -945,8 +943,10 @@ mod tests {
         assert!(config.streams().is_empty());
         let e = format!("{:#}", config.cloudflare().unwrap_err());
         assert!(e.contains("CLOUDFLARE_API_TOKEN is not set"), "{e}");
-        // A bad database setting is still an error at once.
-        assert!(error(vec![("PG_POOL_SIZE", "4")]).contains("PG_"));
+        // A bad database setting is still an error of the whole configuration, at once.
+        let half = Settings::from_pairs([("PG_POOL_SIZE", "4".to_owned())]);
+        let e = format!("{:#}", Config::from_settings(&half, now()).unwrap_err());
+        assert!(e.contains("PG_"), "{e}");
     }
 
     #[test]

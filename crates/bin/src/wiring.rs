@@ -39,7 +39,7 @@ fn source(config: &StreamConfig, cloudflare: &Arc<CloudflareClient>) -> Arc<dyn 
     }
 }
 
-/// The stores of one process: what `verify`, `rehydrate` and `migrate` need, and no more.
+/// The stores of one process: what `verify` and `rehydrate` need, and no more.
 pub struct Storage {
     /// Checkpoints and leases.
     pub store: Arc<dyn CheckpointStore>,
@@ -103,11 +103,7 @@ impl Storage {
     /// # Errors
     /// The archive cannot be listed.
     pub async fn all_streams(&self, configured: &[StreamId]) -> Result<Vec<StreamId>> {
-        let mut streams = self.archive.streams().await?;
-        streams.extend(configured.iter().cloned());
-        streams.sort();
-        streams.dedup();
-        Ok(streams)
+        all_streams(&self.archive, configured).await
     }
 
     /// The archive check of each of `streams`, against the chain head of its checkpoint,
@@ -178,6 +174,21 @@ impl Wired {
             policy,
         )?)
     }
+}
+
+/// Every stream of `configured` and every stream `archive` holds, sorted, each once.
+///
+/// # Errors
+/// The archive cannot be listed.
+pub async fn all_streams(
+    archive: &ParquetArchive,
+    configured: &[StreamId],
+) -> Result<Vec<StreamId>> {
+    let mut streams = archive.streams().await?;
+    streams.extend(configured.iter().cloned());
+    streams.sort();
+    streams.dedup();
+    Ok(streams)
 }
 
 /// Opens (creating it and its directory if missing) the SQLite file of `lite`: the embedded

@@ -23,14 +23,19 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `cflogs demo` with `events` over 2 hours into `dir/sub`.
+fn demo(dir: &std::path::Path, events: &str, sub: &str) -> Output {
+    cflogs(
+        dir,
+        &[],
+        &["demo", "--events", events, "--hours", "2", "--dir", sub],
+    )
+}
+
 #[test]
 fn the_demo_runs_with_no_services_and_reports_what_landed() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cflogs(
-        dir.path(),
-        &[],
-        &["demo", "--events", "1500", "--hours", "2", "--dir", "demo"],
-    );
+    let out = demo(dir.path(), "1500", "demo");
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("every one landed, exactly once"), "{all}");
@@ -43,12 +48,8 @@ fn the_demo_runs_with_no_services_and_reports_what_landed() {
 #[test]
 fn commands_that_touch_only_the_stores_need_no_cloudflare_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = cflogs(
-        dir.path(),
-        &[],
-        &["demo", "--events", "1200", "--hours", "2", "--dir", "data"],
-    );
-    assert!(demo.status.success(), "{}", text(&demo));
+    let filled = demo(dir.path(), "1200", "data");
+    assert!(filled.status.success(), "{}", text(&filled));
     // No CLOUDFLARE_* at all: only where the database and the archive are.
     let env = [("CFLOGS_DATA_DIR", "data".to_owned())];
     let run = |args: &[&str]| {
