@@ -317,10 +317,7 @@ impl CloudflareClient {
             budget_remaining: self.budget.remaining(),
             budget_limit: self.budget.limit(),
             budget_foreign: self.budget.foreign(),
-            clock_skew_ms: c
-                .skew_known
-                .load(Ordering::Relaxed)
-                .then(|| c.clock_skew_ms.load(Ordering::Relaxed)),
+            clock_skew_ms: self.clock_skew().map(|s| s.num_milliseconds()),
         }
     }
 
@@ -447,6 +444,15 @@ impl CloudflareClient {
                 .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
         }
         admitted
+    }
+
+    /// Cloudflare's clock minus ours, from the latest answer's `Date` header (±1 s); `None`
+    /// before any answer carried one.
+    pub fn clock_skew(&self) -> Option<chrono::TimeDelta> {
+        let c = &self.counters;
+        c.skew_known
+            .load(Ordering::Relaxed)
+            .then(|| chrono::TimeDelta::milliseconds(c.clock_skew_ms.load(Ordering::Relaxed)))
     }
 
     /// Records Cloudflare's clock minus ours; warns when it crosses [`SKEW_WARNING`].

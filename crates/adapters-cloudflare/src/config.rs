@@ -307,6 +307,12 @@ pub struct AuditSourceConfig {
     pub page_concurrency: std::num::NonZeroU32,
     /// Leave out events by users (`CLOUDFLARE_HIDE_USER_LOGS`, v1 only).
     pub hide_user_logs: bool,
+    /// Plan windows on Cloudflare's clock: the pipeline's "now" plus the skew the client
+    /// measures from the API's `Date` header (see
+    /// [`AuditLogSource`](crate::AuditLogSource)'s `clock_offset`). Default off, because the
+    /// skew is measured against the system clock, and a pipeline driven by another clock (a
+    /// test's manual clock) would be moved by it; the `cflogs` binary turns it on.
+    pub plan_on_source_clock: bool,
 }
 
 impl AuditSourceConfig {
@@ -322,6 +328,7 @@ impl AuditSourceConfig {
             per_page: PerPage::default(),
             page_concurrency: Self::DEFAULT_PAGE_CONCURRENCY,
             hide_user_logs: false,
+            plan_on_source_clock: false,
         }
     }
 }

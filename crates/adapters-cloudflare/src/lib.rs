@@ -24,4 +24,4 @@ pub use config::{
     redact_userinfo,
 };
 pub use error::{Error, Result};
-pub use source::{AuditLogSource, audit_stream_id};
+pub use source::{AuditLogSource, PLANNED_SKEW_MAX, PLANNED_SKEW_MIN, audit_stream_id};

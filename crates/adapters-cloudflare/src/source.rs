@@ -32,6 +32,26 @@ pub struct AuditLogSource {
     schema: Arc<DatasetSchema>,
     /// The account, for the schema's `account_id` column.
     context: Context,
+    /// Whether the clock skew was probed (once, when no answer had measured it yet).
+    skew_probed: std::sync::atomic::AtomicBool,
+}
+
+/// Skews below this are not planned around: the `Date` header has whole seconds.
+pub const PLANNED_SKEW_MIN: TimeDelta = TimeDelta::seconds(2);
+
+/// The largest skew windows are planned around, either way: a `Date` header that lies by
+/// hours cannot push windows far ahead or stall a stream; beyond it the client's warning says
+/// to fix the clock.
+pub const PLANNED_SKEW_MAX: TimeDelta = TimeDelta::minutes(10);
+
+/// The offset windows are planned with for a measured `skew` (Cloudflare's clock minus ours):
+/// zero below [`PLANNED_SKEW_MIN`], bounded by [`PLANNED_SKEW_MAX`].
+fn planned_offset(skew: TimeDelta) -> TimeDelta {
+    if skew.abs() < PLANNED_SKEW_MIN {
+        TimeDelta::zero()
+    } else {
+        skew.clamp(-PLANNED_SKEW_MAX, PLANNED_SKEW_MAX)
+    }
 }
 
 /// Counting events at or after the floor, to know when paging may stop early.
@@ -132,6 +152,7 @@ impl AuditLogSource {
             schema: Arc::new(DatasetSchema::builtin(&Dataset::audit_logs())),
             context: Context::new().with("account_id", config.account.as_str()),
             config,
+            skew_probed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -289,6 +310,27 @@ impl cflogs_core::WindowSource for AuditLogSource {
         }
         Ok(fetched)
     }
+
+    /// With [`AuditSourceConfig::plan_on_source_clock`]: the skew the client measured from the
+    /// latest `Date` header, through [`planned_offset`]. Before any answer it is probed once
+    /// with the token check (API tokens; legacy keys have no cheap call and plan their first
+    /// window on our clock, the next ones on Cloudflare's); a failed probe plans on our clock.
+    async fn clock_offset(&self) -> TimeDelta {
+        if !self.config.plan_on_source_clock {
+            return TimeDelta::zero();
+        }
+        if self.client.clock_skew().is_none()
+            && !self
+                .skew_probed
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.client.verify_token().await
+        {
+            debug!(stream = %self.stream, error = %e, "could not measure the clock skew");
+        }
+        self.client
+            .clock_skew()
+            .map_or(TimeDelta::zero(), planned_offset)
+    }
 }
 
 #[cfg(test)]
@@ -319,5 +361,16 @@ mod tests {
             ..request
         };
         assert_eq!(since_before(&exact).1, "2026-11-20T10:00:05Z");
+    }
+
+    #[test]
+    fn the_planned_offset_ignores_noise_and_is_bounded() {
+        let s = TimeDelta::seconds;
+        assert_eq!(planned_offset(s(1)), TimeDelta::zero());
+        assert_eq!(planned_offset(s(-1)), TimeDelta::zero());
+        assert_eq!(planned_offset(s(2)), s(2));
+        assert_eq!(planned_offset(s(-300)), s(-300));
+        assert_eq!(planned_offset(s(86_400)), PLANNED_SKEW_MAX);
+        assert_eq!(planned_offset(s(-86_400)), -PLANNED_SKEW_MAX);
     }
 }

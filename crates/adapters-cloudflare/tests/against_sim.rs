@@ -547,3 +547,107 @@ async fn the_clock_skew_to_cloudflare_is_measured_from_the_date_header() {
         sim.shutdown().await.unwrap();
     }
 }
+
+/// Runs a pipeline on the system clock against a live simulator whose clock is `offset` ahead
+/// of ours, for `run_for`; returns the stream's ids in the analytics sink, the events the
+/// archive's manifests count, and the simulator's visible ids up to a few seconds before its
+/// now at the end.
+async fn live_with_skew(
+    offset: TimeDelta,
+    plan_on_source_clock: bool,
+    run_for: Duration,
+) -> (BTreeSet<String>, u64, BTreeSet<String>) {
+    use cflogs_core::testing::{MemoryAnalytics, MemoryArchive, MemoryCheckpointStore};
+    use cflogs_core::{Clock, Pipeline, Policy, SystemClock};
+
+    let sim_now = (Utc::now() + offset)
+        .duration_trunc(TimeDelta::seconds(1))
+        .unwrap();
+    let start_at = sim_now - TimeDelta::seconds(20);
+    let builder = sim(41, 0)
+        .live(20.0)
+        .live_from(start_at)
+        .late_fraction(0.3)
+        .max_late(Duration::from_secs(3))
+        .clock(cflogs_sim::SimClock::system_with_offset(offset));
+    let (sim, client) = start(builder).await;
+    let mut config = AuditSourceConfig::new(AccountId::new("acc1").unwrap(), AuditApi::V1);
+    config.plan_on_source_clock = plan_on_source_clock;
+    let source = Arc::new(AuditLogSource::new(client, config)).into_event_source();
+    let stream = source.stream().clone();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let analytics = Arc::new(MemoryAnalytics::new());
+    let archive = Arc::new(MemoryArchive::new(clock.clone()));
+    let mut policy = Policy::new(start_at);
+    policy.lookback = Duration::from_secs(10);
+    policy.settle_delay = Duration::from_secs(2);
+    policy.max_span = Duration::from_secs(60);
+    let mut pipeline = Pipeline::new(
+        source,
+        Arc::new(MemoryCheckpointStore::new()),
+        analytics.clone(),
+        archive.clone(),
+        clock,
+        policy,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < run_for {
+        while pipeline.run_once().await.unwrap().has_backlog() {}
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Everything visible before this was visible to the last cycles: events are at most 3 s
+    // late, windows end 2 s before the source's now.
+    let cut = sim.clock().now() - TimeDelta::seconds(8);
+    let expected: BTreeSet<String> = sim
+        .visible_ids_in("acc1", start_at, cut)
+        .into_iter()
+        .collect();
+    let stored = analytics
+        .event_ids(&stream)
+        .iter()
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    let archived = archive
+        .manifests(&stream)
+        .unwrap()
+        .iter()
+        .map(|m| m.events)
+        .sum();
+    sim.shutdown().await.unwrap();
+    (stored, archived, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_are_planned_on_cloudflares_clock_so_a_skewed_clock_loses_nothing() {
+    let run = Duration::from_secs(12);
+    let ahead = TimeDelta::seconds(90);
+    let (planned_ahead, planned_behind, ours_ahead, ours_behind) = tokio::join!(
+        live_with_skew(ahead, true, run),
+        live_with_skew(-ahead, true, run),
+        live_with_skew(ahead, false, run),
+        live_with_skew(-ahead, false, run),
+    );
+    for (offset, (stored, archived, expected)) in [(ahead, planned_ahead), (-ahead, planned_behind)]
+    {
+        assert!(expected.len() > 300, "{} live events", expected.len());
+        let missing: Vec<_> = expected.difference(&stored).collect();
+        assert!(missing.is_empty(), "offset {offset}: missing {missing:?}");
+        assert_eq!(
+            archived,
+            stored.len() as u64,
+            "offset {offset}: archived once each"
+        );
+    }
+    // On our clock instead, Cloudflare ahead of us is read 90 s late (nothing of the last 90 s
+    // yet) and Cloudflare behind us loses what its clock had not reached when a window passed.
+    let (stored, _, expected) = ours_ahead;
+    assert!(
+        stored.is_empty() && !expected.is_empty(),
+        "{}",
+        stored.len()
+    );
+    let (stored, _, expected) = ours_behind;
+    let missing = expected.difference(&stored).count();
+    assert!(missing > 0, "{missing} of {} missing", expected.len());
+}

@@ -648,6 +648,8 @@ fn streams(raw: &Raw, policy: &Policy) -> Result<Vec<StreamConfig>> {
         c.per_page = per_page;
         c.page_concurrency = page_concurrency;
         c.hide_user_logs = hide_user_logs;
+        // Windows end a settle delay before Cloudflare's now, not ours: a skewed clock loses nothing.
+        c.plan_on_source_clock = true;
         Ok(c)
     };
     let mut all = Vec::new();

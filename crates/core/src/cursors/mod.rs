@@ -66,6 +66,16 @@ pub trait WindowSource: Send + Sync {
 
     /// Reads the events of `request.window`; see the trait's contract.
     async fn fetch(&self, request: &FetchRequest) -> Result<Fetched>;
+
+    /// How far the source's clock is ahead of the pipeline's (negative: behind). The cursors
+    /// plan windows on the source's clock, `now + clock_offset()`, so that a window never ends
+    /// in the source's future (which would lose the events it has not written yet) and never
+    /// lags behind what it has settled. Default zero: the clocks agree. A source that measures
+    /// the offset (the Cloudflare client reads it from every `Date` header) SHOULD bound it,
+    /// so that a lying clock cannot push windows far ahead.
+    async fn clock_offset(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::zero()
+    }
 }
 
 /// One immutable object of an [`ObjectSource`] (a Logpush `.log.gz` file).

@@ -68,7 +68,9 @@ impl<S: WindowSource + ?Sized> EventSource for OverlappingWindows<S> {
         let lookback = chrono(request.lookback);
         let from =
             complete_before.map_or(at.watermark - lookback, |c| c.max(at.watermark - lookback));
-        let settled = request.now - chrono(request.settle_delay);
+        // Planned on the source's clock: what is settled there, not here.
+        let now = request.now + self.inner.clock_offset().await;
+        let settled = now - chrono(request.settle_delay);
         let to = settled.min(from + chrono(request.max_span));
         if to <= from {
             return Ok(None);
@@ -145,6 +147,10 @@ mod tests {
 
     /// One event a minute over `[0, minutes)`, each visible `late` minutes after its time.
     fn source(clock: &Arc<ManualClock>, minutes: i64, late: i64) -> Arc<MemorySource> {
+        Arc::new(memory_source(clock, minutes, late))
+    }
+
+    fn memory_source(clock: &Arc<ManualClock>, minutes: i64, late: i64) -> MemorySource {
         let inner = MemorySource::new(
             StreamId::new("audit-v1/account/a").unwrap(),
             Dataset::audit_logs(),
@@ -154,7 +160,7 @@ mod tests {
             let id = EventId::new(format!("ev-{m:04}")).unwrap();
             inner.push(Event::new(id, t(m), Bytes::from_static(b"{}")), t(m + late));
         }
-        Arc::new(inner)
+        inner
     }
 
     fn request(now: Timestamp) -> ReadRequest {
@@ -213,5 +219,49 @@ mod tests {
         assert_eq!(ids.len(), 120, "no event twice");
         let overlapping = read.windows(2).filter(|p| p[1].from() < p[0].to()).count();
         assert!(overlapping > 50, "{overlapping} of {} windows", read.len());
+    }
+
+    #[tokio::test]
+    async fn windows_are_planned_on_the_source_clock() {
+        // The source's clock runs 9 minutes ahead of or behind ours: more than the lookback
+        // (10 min) and the settle delay (1 min) leave for events visible 4 minutes late.
+        for skew in [9, -9] {
+            let offset = chrono::Duration::minutes(skew);
+            let read_all = |reported: bool| async move {
+                let clock = ManualClock::new(t(0));
+                let mut inner = memory_source(&clock, 120, 4);
+                if reported {
+                    inner = inner.with_clock_offset(offset);
+                }
+                let windows = OverlappingWindows::new(Arc::new(inner));
+                let mut at = Position::start(t(0));
+                let (mut ids, mut read) = (Vec::new(), Vec::new());
+                for minute in (0..=140).step_by(2) {
+                    clock.set(t(minute));
+                    // Our clock: the source's minus the offset.
+                    drain(&windows, &mut at, clock.now() - offset, &mut ids, &mut read).await;
+                    let settled = clock.now() - chrono::Duration::minutes(1);
+                    assert!(!reported || read.iter().all(|w| w.to() <= settled));
+                }
+                ids.sort();
+                let before = ids.len();
+                ids.dedup();
+                assert_eq!(ids.len(), before, "no event twice");
+                (ids.len(), at.watermark)
+            };
+            assert_eq!(
+                read_all(true).await,
+                (120, t(139)),
+                "skew {skew} min: every event once, up to the source's settled edge"
+            );
+            // Unreported, a source ahead of us is read late (its last 9 minutes stay unread)
+            // and one behind us loses the events its clock had not reached yet.
+            let (found, watermark) = read_all(false).await;
+            if skew > 0 {
+                assert_eq!((found, watermark), (120, t(130)));
+            } else {
+                assert!(found < 120, "skew {skew} min unreported: {found} found");
+            }
+        }
     }
 }

@@ -70,7 +70,9 @@ impl<S: WindowSource + ?Sized> EventSource for SettledWindows<S> {
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>> {
         at.cursor.decode::<State>(KIND, &[VERSION])?;
         let from = at.watermark;
-        let settled = request.now - chrono(request.settle_delay);
+        // Planned on the source's clock: what is settled there, not here.
+        let now = request.now + self.inner.clock_offset().await;
+        let settled = now - chrono(request.settle_delay);
         let to = settled.min(from + chrono(request.max_span));
         if to <= from {
             return Ok(None);

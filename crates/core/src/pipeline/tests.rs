@@ -47,8 +47,17 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-fn source_with(events: Vec<Event>, times: usize) -> MockWindowSource {
+/// A mocked window source on our clock.
+fn mock_source() -> MockWindowSource {
     let mut source = MockWindowSource::new();
+    source
+        .expect_clock_offset()
+        .returning(chrono::TimeDelta::zero);
+    source
+}
+
+fn source_with(events: Vec<Event>, times: usize) -> MockWindowSource {
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     source.expect_fetch().times(times).returning(move |_| {
@@ -283,7 +292,7 @@ async fn a_reload_that_finds_a_newer_epoch_is_a_conflict() {
         .expect_load()
         .times(1)
         .returning(|_| Ok(Some(genesis(2))));
-    let mut source = MockWindowSource::new();
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     source
@@ -345,7 +354,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
         .in_sequence(&mut order)
         .withf(|_, next| next.seq == 1 && next.pending.is_none())
         .returning(|_, _| Ok(()));
-    let mut source = MockWindowSource::new();
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     source
@@ -367,7 +376,7 @@ async fn a_pending_manifest_is_published_before_anything_is_fetched() {
 async fn a_source_breaking_its_contract_is_fatal() {
     let mut store = MockCheckpointStore::new();
     store.expect_acquire().returning(|_, _| Ok(genesis(1)));
-    let mut source = MockWindowSource::new();
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     source.expect_fetch().returning(|r| {
@@ -392,7 +401,7 @@ async fn nothing_is_fetched_before_the_window_has_settled() {
             ..genesis(1)
         })
     });
-    let mut source = MockWindowSource::new();
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_fetch().times(0);
     let mut archive = archive_mock();
@@ -434,7 +443,7 @@ async fn run_waits_the_poll_interval_and_stops_on_shutdown() {
     let mut archive = archive_mock();
     archive.expect_sweep().returning(|_, _| Ok(0));
     let fetches = Arc::new(Mutex::new(0));
-    let mut source = MockWindowSource::new();
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     let f = fetches.clone();
@@ -462,7 +471,7 @@ async fn run_retries_transient_failures_and_returns_a_conflict() {
         // The second reload finds that another instance took the stream.
         Ok(Some(genesis(if *n < 2 { 1 } else { 2 })))
     });
-    let mut source = MockWindowSource::new();
+    let mut source = mock_source();
     source.expect_stream().return_const(stream());
     source.expect_schema().return_const(audit_schema());
     source.expect_fetch().returning(|_| Err(transient()));

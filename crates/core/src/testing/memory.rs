@@ -88,6 +88,7 @@ pub struct MemorySource {
     schema: Arc<DatasetSchema>,
     clock: Arc<dyn Clock>,
     page_size: Option<usize>,
+    clock_offset: Option<chrono::TimeDelta>,
     records: Mutex<Vec<SourceRecord>>,
 }
 
@@ -99,8 +100,17 @@ impl MemorySource {
             schema: Arc::new(DatasetSchema::builtin(&dataset)),
             clock,
             page_size: None,
+            clock_offset: None,
             records: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same source reporting `offset` as its [`WindowSource::clock_offset`]: how far its
+    /// clock (the one visibility is read against) is ahead of the pipeline's.
+    #[must_use]
+    pub fn with_clock_offset(mut self, offset: chrono::TimeDelta) -> Self {
+        self.clock_offset = Some(offset);
+        self
     }
 
     /// The same source with events of `schema` (instead of `dataset`'s built-in schema).
@@ -201,6 +211,10 @@ impl WindowSource for MemorySource {
             }
         }
         Ok(fetched)
+    }
+
+    async fn clock_offset(&self) -> chrono::TimeDelta {
+        self.clock_offset.unwrap_or_default()
     }
 }
 
