@@ -14,6 +14,7 @@
 use async_trait::async_trait;
 use cflogs_core::{
     Checkpoint, CheckpointStore, CommitGuard, Epoch, Error, Result, StreamId, Timestamp,
+    fresh_lease,
 };
 use sqlx::PgPool;
 
@@ -54,8 +55,10 @@ impl PostgresCheckpointStore {
 #[async_trait]
 impl CheckpointStore for PostgresCheckpointStore {
     async fn acquire(&self, stream: &StreamId, initial: Timestamp) -> Result<Checkpoint> {
+        let lease = fresh_lease();
         let genesis = Checkpoint {
             epoch: Epoch::NONE.next(),
+            lease,
             ..Checkpoint::genesis(stream.clone(), initial)
         };
         let (seq, epoch, doc): (i64, i64, String) = sqlx::query_as(
@@ -63,13 +66,15 @@ impl CheckpointStore for PostgresCheckpointStore {
              VALUES ($1, 0, 1, $2, $3::jsonb) \
              ON CONFLICT (stream) DO UPDATE SET \
                 epoch = c.epoch + 1, \
-                checkpoint = jsonb_set(c.checkpoint, '{epoch}', to_jsonb(c.epoch + 1)), \
+                checkpoint = jsonb_set(jsonb_set(c.checkpoint, '{epoch}', to_jsonb(c.epoch + 1)), \
+                    '{lease}', to_jsonb($4::bigint)), \
                 updated_at = now() \
              RETURNING seq, epoch, checkpoint::text",
         )
         .bind(stream.as_str())
         .bind(initial)
         .bind(document(&genesis))
+        .bind(bigint("lease", lease)?)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| PgError::sql("checkpoint acquire", e))?;

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use cflogs_core::domain::rfc3339_nanos;
 use cflogs_core::{
     Checkpoint, CheckpointStore, CommitGuard, Epoch, Error, Result, StreamId, Timestamp,
+    fresh_lease,
 };
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
@@ -77,6 +78,7 @@ impl CheckpointStore for SqliteCheckpointStore {
             None => {
                 let genesis = Checkpoint {
                     epoch: Epoch::NONE.next(),
+                    lease: fresh_lease(),
                     ..Checkpoint::genesis(stream.clone(), initial)
                 };
                 sqlx::query(
@@ -95,6 +97,7 @@ impl CheckpointStore for SqliteCheckpointStore {
             Some(stored) => {
                 let next = Checkpoint {
                     epoch: stored.epoch.next(),
+                    lease: fresh_lease(),
                     ..stored
                 };
                 sqlx::query(

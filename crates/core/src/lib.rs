@@ -32,7 +32,7 @@ pub use cursors::{
 pub use domain::{
     Batch, BatchLimits, Checkpoint, CommitGuard, Cursor, Dataset, Digest, Epoch, Event, EventId,
     FetchRequest, Fetched, Manifest, ManifestObject, Position, Quarantined, Read, ReadRequest,
-    RecentId, Secret, StreamId, Timestamp, Window,
+    RecentId, Secret, StreamId, Timestamp, Window, fresh_lease,
 };
 pub use error::{BoxError, Error, Result, error_chain};
 pub use pipeline::{

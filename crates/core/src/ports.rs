@@ -71,13 +71,15 @@ pub trait EventSource: Send + Sync {
 ///
 /// # Contract
 /// - `acquire(stream, initial)` MUST atomically create the stream's genesis checkpoint
-///   ([`Checkpoint::genesis`]: watermark `initial`, the start cursor) if there is none, set its epoch to a value strictly greater than any
-///   epoch ever returned for that stream, and return the checkpoint with that epoch. From then
-///   on every commit carrying an older epoch MUST fail with `Conflict`.
+///   ([`Checkpoint::genesis`]: watermark `initial`, the start cursor) if there is none, set its
+///   epoch to a value strictly greater than any epoch it holds for that stream and its
+///   [`lease`](Checkpoint::lease) to a new [`fresh_lease`](crate::fresh_lease), and return the
+///   checkpoint with them. From then on every commit carrying an older epoch or another lease
+///   token MUST fail with `Conflict`.
 /// - `commit(guard, next)` MUST replace the checkpoint of `next.stream` by `next` atomically
-///   if and only if the stored `(seq, epoch)` equals `guard`, and MUST return
-///   [`Error::Conflict`](crate::Error::Conflict) when the stored `(seq, epoch)` differs or no
-///   checkpoint exists. It SHOULD reject a `next` that breaks
+///   if and only if the stored `(seq, epoch, lease)` equals `guard`, and MUST return
+///   [`Error::Conflict`](crate::Error::Conflict) when it differs or no checkpoint exists
+///   ([`Checkpoint::check_commit`] makes these checks). It SHOULD reject a `next` that breaks
 ///   [`Checkpoint::check_successor`].
 /// - `load(stream)` MUST return exactly what the last successful commit or acquire stored,
 ///   every field intact (timestamps to the nanosecond, the pending manifest hashing the same).
@@ -92,7 +94,7 @@ pub trait CheckpointStore: Send + Sync {
     /// The stream's checkpoint, or `None` if it was never acquired.
     async fn load(&self, stream: &StreamId) -> Result<Option<Checkpoint>>;
 
-    /// Compare-and-set on `(seq, epoch)`; see the contract.
+    /// Compare-and-set on `(seq, epoch, lease)`; see the contract.
     async fn commit(&self, guard: CommitGuard, next: &Checkpoint) -> Result<()>;
 }
 

@@ -232,11 +232,13 @@ impl CheckpointStore for Unfenced {
     async fn commit(&self, guard: CommitGuard, next: &Checkpoint) -> Result<()> {
         let stored = self.0.load(&next.stream).await?;
         let guard = CommitGuard {
-            epoch: stored.map_or(guard.epoch, |s| s.epoch),
+            epoch: stored.as_ref().map_or(guard.epoch, |s| s.epoch),
+            lease: stored.as_ref().map_or(guard.lease, |s| s.lease),
             ..guard
         };
         let next = Checkpoint {
             epoch: guard.epoch,
+            lease: guard.lease,
             ..next.clone()
         };
         self.0.commit(guard, &next).await

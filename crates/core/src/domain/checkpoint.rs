@@ -20,13 +20,27 @@ pub struct RecentId {
     pub id: EventId,
 }
 
-/// The `(seq, epoch)` a compare-and-set commit expects to find.
+/// The `(seq, epoch, lease)` a compare-and-set commit expects to find.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CommitGuard {
     /// Committed batches so far.
     pub seq: u64,
     /// Epoch of the lease holder.
     pub epoch: Epoch,
+    /// The lease holder's token ([`Checkpoint::lease`]).
+    pub lease: u64,
+}
+
+/// A new lease token for [`Checkpoint::lease`]: random, in `1..=i64::MAX` (so SQL stores keep
+/// it as a signed 64-bit integer), drawn by every [`CheckpointStore::acquire`](crate::CheckpointStore::acquire).
+pub fn fresh_lease() -> u64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one((
+        std::time::SystemTime::now(),
+        std::process::id(),
+        std::thread::current().id(),
+    ));
+    (bits >> 1).max(1)
 }
 
 /// Progress of one stream: the source's position (cursor and watermark), committed atomically
@@ -46,6 +60,11 @@ pub struct Checkpoint {
     pub seq: u64,
     /// Fencing token of the lease holder.
     pub epoch: Epoch,
+    /// A random token the lease holder drew when it acquired ([`fresh_lease`]), checked with
+    /// the epoch by every commit: epochs count from 1 again when a store loses a stream's row
+    /// (a new database, a deleted row), and an instance that held epoch `n` before must not
+    /// match the one that holds epoch `n` after. 0 in documents written before it existed.
+    pub lease: u64,
     /// The time committed data has reached, as the cursor kind defines it. Kept to the
     /// nanosecond: a store that rounds it breaks deduplication at the window's edge.
     #[serde(with = "rfc3339_nanos")]
@@ -65,6 +84,8 @@ struct StoredCheckpoint {
     stream: StreamId,
     seq: u64,
     epoch: Epoch,
+    #[serde(default)]
+    lease: u64,
     #[serde(with = "rfc3339_nanos")]
     watermark: Timestamp,
     #[serde(default)]
@@ -88,6 +109,7 @@ impl From<StoredCheckpoint> for Checkpoint {
             stream: s.stream,
             seq: s.seq,
             epoch: s.epoch,
+            lease: s.lease,
             watermark: s.watermark,
             cursor,
             chain_head: s.chain_head,
@@ -104,6 +126,7 @@ impl Checkpoint {
             stream,
             seq: 0,
             epoch: Epoch::NONE,
+            lease: 0,
             watermark,
             cursor: Cursor::start(),
             chain_head: Digest::GENESIS,
@@ -124,6 +147,7 @@ impl Checkpoint {
         CommitGuard {
             seq: self.seq,
             epoch: self.epoch,
+            lease: self.lease,
         }
     }
 
@@ -186,6 +210,16 @@ impl Checkpoint {
                 "no checkpoint is stored: the stream was never acquired",
             ));
         };
+        if (stored.seq, stored.epoch) == (guard.seq, guard.epoch) && stored.lease != guard.lease {
+            return Err(Error::conflict(
+                &next.stream,
+                format!(
+                    "epoch {} is held by another instance: the store lost the stream's \
+                     checkpoint and counted epochs from 1 again since this one acquired it",
+                    guard.epoch
+                ),
+            ));
+        }
         if stored.guard() != guard {
             return Err(Error::conflict(
                 &next.stream,
@@ -235,6 +269,7 @@ impl Checkpoint {
             stream: self.stream.clone(),
             seq: newest.seq,
             epoch: self.epoch,
+            lease: self.lease,
             watermark: resume.watermark,
             cursor: resume.cursor.clone(),
             chain_head: newest.hash(),
@@ -260,6 +295,7 @@ impl Checkpoint {
         };
         rule(next.stream == self.stream, "stream changed")?;
         rule(next.epoch == self.epoch, "epoch changed")?;
+        rule(next.lease == self.lease, "lease changed")?;
         // A restore (see `restored_from`): the newest manifest of the archive, pending again,
         // with the position it recorded. Its link to this chain head cannot be checked when it
         // is more than one batch ahead; its hash and position can.

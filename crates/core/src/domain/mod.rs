@@ -11,7 +11,7 @@ mod secret;
 mod window;
 
 pub use batch::{Batch, BatchLimits, FetchRequest, Fetched, Read, ReadRequest};
-pub use checkpoint::{Checkpoint, CommitGuard, RecentId};
+pub use checkpoint::{Checkpoint, CommitGuard, RecentId, fresh_lease};
 pub use cursor::{Cursor, Position};
 pub(crate) use cursor::{OverlapCursor, overlap_cursor, overlap_state};
 pub use event::{Event, Quarantined};

@@ -206,6 +206,28 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
         "commit with a fenced epoch",
     );
 
+    // The same epoch with another lease token: an instance that held this epoch before the
+    // store lost the row (epochs count from 1 again) is fenced too.
+    assert_ne!(
+        first.lease, second.lease,
+        "every acquire MUST draw a new lease token"
+    );
+    assert_eq!(
+        store.load(&a).await.expect("load").map(|c| c.lease),
+        Some(second.lease),
+        "the lease token MUST be stored"
+    );
+    let impostor = Checkpoint {
+        lease: second.lease ^ 1,
+        ..second.clone()
+    };
+    let mut impostor_next = impostor.clone();
+    impostor_next.watermark = initial + chrono::Duration::minutes(1);
+    expect_conflict(
+        store.commit(impostor.guard(), &impostor_next).await,
+        "commit with the holder's epoch but another lease token",
+    );
+
     // A batch commit: every field round-trips exactly.
     let manifest = sample_manifest(&a, 1, second.epoch, second.chain_head);
     let next = Checkpoint {

@@ -373,6 +373,7 @@ impl CheckpointStore for MemoryCheckpointStore {
         let mut cp = Self::get(&map, stream)?
             .unwrap_or_else(|| Checkpoint::genesis(stream.clone(), initial));
         cp.epoch = cp.epoch.next();
+        cp.lease = crate::domain::fresh_lease();
         map.insert(stream.clone(), cp.to_json());
         Ok(cp)
     }
