@@ -312,7 +312,8 @@ impl cflogs_core::WindowSource for AuditLogSource {
     }
 
     /// With [`AuditSourceConfig::plan_on_source_clock`]: the skew the client measured from the
-    /// latest `Date` header, through [`planned_offset`]. Before any answer it is probed once
+    /// latest `Date` header, ignored under [`PLANNED_SKEW_MIN`] and bounded by
+    /// [`PLANNED_SKEW_MAX`]. Before any answer it is probed once
     /// with the token check (API tokens; legacy keys have no cheap call and plan their first
     /// window on our clock, the next ones on Cloudflare's); a failed probe plans on our clock.
     async fn clock_offset(&self) -> TimeDelta {
