@@ -43,14 +43,20 @@ impl PostgresClient {
             .map_err(|e| PgError::from_connect(config, e))?;
         let _ = PgConnection::close(first).await;
 
+        let stall_ms = config.stall_limit().as_millis();
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size())
             .acquire_timeout(config.connect_timeout())
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // Room for a batch in the session's staging table, so it is not written to
                     // temporary files (the default is 8 MB; settable only before first use).
                     conn.execute("SET temp_buffers = '32MB'").await?;
+                    // A frozen process's transaction ends after this, and its locks with it.
+                    conn.execute(
+                        format!("SET idle_in_transaction_session_timeout = {stall_ms}").as_str(),
+                    )
+                    .await?;
                     Ok(())
                 })
             })

@@ -132,12 +132,15 @@ pub struct PostgresConfig {
     connect_timeout: Duration,
     migrate_on_start: bool,
     write_parallelism: u32,
+    stall_limit: Duration,
     timescale: TimescaleConfig,
 }
 
 impl PostgresConfig {
     /// Default pool size.
     pub const DEFAULT_POOL_SIZE: u32 = 5;
+    /// Default [`stall_limit`](Self::stall_limit).
+    pub const DEFAULT_STALL_LIMIT: Duration = Duration::from_secs(60);
     /// Default connect (and pool acquire) timeout.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default number of concurrent slices a large batch is written in.
@@ -206,6 +209,7 @@ impl PostgresConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             migrate_on_start: true,
             write_parallelism: Self::DEFAULT_WRITE_PARALLELISM,
+            stall_limit: Self::DEFAULT_STALL_LIMIT,
             timescale: TimescaleConfig::default(),
         }
     }
@@ -239,6 +243,18 @@ impl PostgresConfig {
     #[must_use]
     pub fn with_ssl_mode(mut self, mode: PgSslMode) -> Self {
         self.options = self.options.ssl_mode(mode);
+        self
+    }
+
+    /// The same settings with another limit on how long a transaction of this process may sit
+    /// idle (the server's `idle_in_transaction_session_timeout` on every connection; at least
+    /// 1 s). A process frozen in the middle of a transaction (stopped, swapped out, a paused
+    /// VM) holds its row locks until the server ends its session: this bounds how long it can
+    /// block the instance that took its streams over. Set it above the longest pause between
+    /// the statements of one batch; the binary uses twice the lease TTL, at least 10 s.
+    #[must_use]
+    pub fn with_stall_limit(mut self, limit: Duration) -> Self {
+        self.stall_limit = limit.max(Duration::from_secs(1));
         self
     }
 
@@ -333,6 +349,12 @@ impl PostgresConfig {
         self.write_parallelism.min(self.pool_size)
     }
 
+    /// How long a transaction may sit idle before the server ends its session (see
+    /// [`with_stall_limit`](Self::with_stall_limit)).
+    pub fn stall_limit(&self) -> Duration {
+        self.stall_limit
+    }
+
     /// Whether connecting applies the migrations.
     pub fn migrate_on_start(&self) -> bool {
         self.migrate_on_start
@@ -372,6 +394,7 @@ impl fmt::Debug for PostgresConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("write_parallelism", &self.write_parallelism)
+            .field("stall_limit", &self.stall_limit)
             .field("timescale", &self.timescale)
             .finish()
     }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use cflogs_core::{CycleOutcome, StreamId, Supervisor};
+use cflogs_core::{Claim, CycleOutcome, StreamId, Supervisor};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -43,21 +43,47 @@ where
     first.map_or(Ok(()), Err)
 }
 
+/// The claim of this instance (`suffix` names a one-off command, so that it never passes for
+/// a daemon of the same instance).
+pub(crate) fn claim(config: &Config, suffix: &str, take_over: bool) -> Claim {
+    Claim {
+        holder: format!("{}{suffix}", config.instance_id),
+        ttl: config.lease_ttl,
+        take_over,
+    }
+}
+
+/// Runs a one-off catch-up and releases the lease whatever its outcome.
+pub(crate) async fn released<T>(
+    pipeline: &mut cflogs_core::Pipeline,
+    result: cflogs_core::Result<T>,
+) -> Result<T> {
+    if let Err(e) = pipeline.release().await {
+        tracing::warn!(error = %cflogs_core::error_chain(&e), "lease not released; it expires by itself");
+    }
+    Ok(result?)
+}
+
 /// `cflogs once`: every stream until it has no backlog, streams side by side.
-pub async fn once(config: &Config) -> Result<()> {
+pub async fn once(config: &Config, take_over: bool) -> Result<()> {
     let wired = Wired::connect(config).await?;
-    each_stream(wired, |wired, i| async move {
-        let stream = &wired.streams[i];
-        let mut pipeline = wired.pipeline(stream, stream.policy.clone())?;
-        let p = pipeline.catch_up(None, |_, _| {}).await?;
-        println!(
-            "{}: {} events, {} quarantined, {} batches committed",
-            stream.id(),
-            p.events,
-            p.quarantined,
-            p.batches
-        );
-        Ok(())
+    let claim = claim(config, "/once", take_over);
+    each_stream(wired, |wired, i| {
+        let claim = claim.clone();
+        async move {
+            let stream = &wired.streams[i];
+            let mut pipeline = wired.pipeline(stream, stream.policy.clone(), claim)?;
+            let caught_up = pipeline.catch_up(None, |_, _| {}).await;
+            let p = released(&mut pipeline, caught_up).await?;
+            println!(
+                "{}: {} events, {} quarantined, {} batches committed",
+                stream.id(),
+                p.events,
+                p.quarantined,
+                p.batches
+            );
+            Ok(())
+        }
     })
     .await
 }
@@ -68,14 +94,16 @@ pub async fn backfill(
     config: &Config,
     since: cflogs_core::Timestamp,
     until: Option<cflogs_core::Timestamp>,
+    take_over: bool,
 ) -> Result<()> {
     let wired = Wired::connect(config).await?;
+    let claim = claim(config, "/backfill", take_over);
     let bars = std::io::stderr()
         .is_terminal()
         .then(indicatif::MultiProgress::new);
     each_stream(wired, move |wired, i| {
-        let bars = bars.clone();
-        async move { backfill_stream(&wired, i, since, until, bars.as_ref()).await }
+        let (bars, claim) = (bars.clone(), claim.clone());
+        async move { backfill_stream(&wired, i, since, until, claim, bars.as_ref()).await }
     })
     .await
 }
@@ -85,6 +113,7 @@ async fn backfill_stream(
     index: usize,
     since: cflogs_core::Timestamp,
     until: Option<cflogs_core::Timestamp>,
+    claim: Claim,
     bars: Option<&indicatif::MultiProgress>,
 ) -> Result<()> {
     let stream = &wired.streams[index];
@@ -100,7 +129,7 @@ async fn backfill_stream(
             cp.watermark
         );
     }
-    let mut pipeline = wired.pipeline(stream, policy.clone())?;
+    let mut pipeline = wired.pipeline(stream, policy.clone(), claim)?;
     let started = std::time::Instant::now();
     // Done means the watermark reached --until, or now less the settle delay.
     let settle = chrono::Duration::from_std(policy.settle_delay).unwrap_or_default();
@@ -118,7 +147,7 @@ async fn backfill_stream(
         bar.set_prefix(stream.to_string());
         bar
     });
-    let p = pipeline
+    let caught_up = pipeline
         .catch_up(until, |p, outcome| {
             let at = match outcome {
                 CycleOutcome::Committed { watermark, .. }
@@ -151,7 +180,8 @@ async fn backfill_stream(
                 }
             }
         })
-        .await?;
+        .await;
+    let p = released(&mut pipeline, caught_up).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -170,6 +200,7 @@ async fn backfill_stream(
 /// instance stops and is reported. Returns when every stream has stopped.
 pub async fn run(
     config: &Config,
+    take_over: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let wired = Arc::new(Wired::connect(config).await?);
@@ -206,10 +237,17 @@ pub async fn run(
     let mut tasks = Vec::new();
     for stream in &wired.streams {
         let (w, s) = (wired.clone(), stream.clone());
-        let build = Box::new(move || w.pipeline(&s, s.policy.clone()).map_err(invalid));
+        // --take-over takes each stream once; after that this instance claims like any other.
+        let mut claim = claim(config, "", take_over);
+        let build = Box::new(move || {
+            let pipeline = w.pipeline(&s, s.policy.clone(), claim.clone());
+            claim.take_over = false;
+            pipeline.map_err(invalid)
+        });
         let supervisor = Supervisor::new(stream.id().clone(), build)
             .with_observer(metrics.clone())
-            .with_monitor(metrics.clone());
+            .with_monitor(metrics.clone())
+            .with_standby_retry(config.lease_ttl / 3);
         let mut rx = rx.clone();
         tasks.push(tokio::spawn(supervisor.run(async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -86,6 +86,18 @@ variables! {
     cflogs_data_dir: PathBuf => "where the embedded defaults live (default ./cflogs-data)",
     cflogs_batch_max_events: usize => "events per batch (default 10000)",
     cflogs_metrics_addr: String => "where `run` serves /metrics, /healthz and /readyz (default 127.0.0.1:9900; off)",
+    cflogs_instance_id: String => "this instance's name in stream leases; stable and unique per instance, e.g. the pod name (default host:pid)",
+    cflogs_lease_ttl_seconds: u64 => "how long a stream's lease outlives its holder's last renewal, 3 to 3600 (default 30)",
+}
+
+/// The machine's name, for the default instance id.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "cflogs".to_owned())
 }
 
 /// Every variable cflogs reads, upper case, with what it is for.
@@ -515,6 +527,10 @@ pub struct Config {
     pub archive: cflogs_s3::ArchiveConfig,
     /// Where `run` serves metrics and health, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// This instance's name in stream leases (`CFLOGS_INSTANCE_ID`).
+    pub instance_id: String,
+    /// How long a lease outlives its holder's last renewal (`CFLOGS_LEASE_TTL_SECONDS`).
+    pub lease_ttl: Duration,
 }
 
 impl Config {
@@ -546,11 +562,27 @@ impl Config {
             })?),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9900))),
         };
+        let instance_id = match raw.cflogs_instance_id.as_deref().map(str::trim) {
+            Some("") => {
+                bail!("CFLOGS_INSTANCE_ID is empty; unset it (host:pid) or name this instance")
+            }
+            Some(id) => id.to_owned(),
+            None => format!("{}:{}", host_name(), std::process::id()),
+        };
+        let lease_ttl = Duration::from_secs(raw.cflogs_lease_ttl_seconds.unwrap_or(30));
+        if !(Duration::from_secs(3)..=Duration::from_secs(3600)).contains(&lease_ttl) {
+            bail!(
+                "CFLOGS_LEASE_TTL_SECONDS must be 3 to 3600 (seconds a stream's lease outlives its \
+                 holder; default 30)"
+            );
+        }
         Ok(Config {
             cloudflare,
             analytics,
             archive,
             metrics_addr,
+            instance_id,
+            lease_ttl,
         })
     }
 
@@ -821,6 +853,10 @@ fn analytics(raw: &Raw, given: Given<'_>, data_dir: &Path) -> Result<Analytics> 
             .with_write_parallelism(n)
             .map_err(|e| named("PG_WRITE_PARALLELISM", e))?;
     }
+    // A frozen instance's transaction (and its row locks) ends within two lease TTLs, so that
+    // the instance that took its streams is not blocked behind it for longer.
+    let ttl = raw.cflogs_lease_ttl_seconds.unwrap_or(30);
+    pg = pg.with_stall_limit(Duration::from_secs(ttl.saturating_mul(2).max(10)));
     let mut timescale = TimescaleConfig::default();
     if let Some(mode) = &raw.timescaledb {
         timescale.mode = TimescaleMode::from_str(mode)?;

@@ -58,8 +58,10 @@ pub async fn demo(data_dir: &Path, events: u64, hours: i64) -> Result<()> {
     for stream in &wired.streams {
         let mut policy = stream.policy.clone();
         policy.settle_delay = Duration::from_secs(0);
-        let mut pipeline = wired.pipeline(stream, policy)?;
-        let p = pipeline.catch_up(None, |_, _| {}).await?;
+        let claim = crate::commands::claim(&config, "/demo", false);
+        let mut pipeline = wired.pipeline(stream, policy, claim)?;
+        let caught_up = pipeline.catch_up(None, |_, _| {}).await;
+        let p = crate::commands::released(&mut pipeline, caught_up).await?;
         totals = (totals.0 + p.events, totals.1 + p.quarantined);
         println!(
             "ingested {} events and quarantined {} malformed ones from {} in {:.1} s, in {} batches \

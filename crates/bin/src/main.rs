@@ -47,10 +47,21 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run every configured stream continuously, each supervised; stop cleanly on Ctrl-C or
-    /// SIGTERM.
-    Run,
-    /// Catch every stream up once and exit (for cron and tests).
-    Once,
+    /// SIGTERM. A stream another instance holds waits in standby.
+    Run {
+        /// Take each stream's lease even while another instance holds it (that instance goes
+        /// to standby and claims the stream again once this one releases or loses it).
+        #[arg(long)]
+        take_over: bool,
+    },
+    /// Catch every stream up once and exit (for cron and tests); refused for a stream another
+    /// instance holds, unless --take-over.
+    Once {
+        /// Take each stream's lease even while another instance holds it (that instance goes
+        /// to standby and claims the stream again once this one releases or loses it).
+        #[arg(long)]
+        take_over: bool,
+    },
     /// Read a past range for streams cflogs has not read yet, with progress.
     Backfill {
         /// Start (RFC 3339), e.g. 2026-11-01T00:00:00Z.
@@ -59,6 +70,10 @@ enum Command {
         /// End (RFC 3339); default: now.
         #[arg(long)]
         until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Take each stream's lease even while another instance holds it (that instance goes
+        /// to standby and claims the stream again once this one releases or loses it).
+        #[arg(long)]
+        take_over: bool,
     },
     /// Check the archive's hash chain and every object's SHA-256; exit 1 on any finding.
     Verify,
@@ -214,9 +229,13 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
     }
     let config = config::Config::from_settings(&settings, chrono::Utc::now())?;
     match cli.command {
-        Command::Run => commands::run(&config, shutdown_signal()).await?,
-        Command::Once => commands::once(&config).await?,
-        Command::Backfill { since, until } => commands::backfill(&config, since, until).await?,
+        Command::Run { take_over } => commands::run(&config, take_over, shutdown_signal()).await?,
+        Command::Once { take_over } => commands::once(&config, take_over).await?,
+        Command::Backfill {
+            since,
+            until,
+            take_over,
+        } => commands::backfill(&config, since, until, take_over).await?,
         Command::Verify => {
             if !commands::verify(&config).await? {
                 return Ok(ExitCode::from(1));

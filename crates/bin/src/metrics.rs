@@ -64,6 +64,7 @@ pub struct Metrics {
     last_ok: Mutex<HashMap<String, Instant>>,
     restarts: Family<StreamLabel, Counter>,
     up: Family<StreamLabel, Gauge>,
+    standby: Family<StreamLabel, Gauge>,
     health: Mutex<HashMap<String, StreamHealth>>,
     /// The last watermark each stream reported: the lag is now minus it at every scrape, so
     /// it keeps growing while a stream fails or stalls.
@@ -172,8 +173,15 @@ impl Metrics {
         let up = Family::<StreamLabel, Gauge>::default();
         registry.register(
             "stream_up",
-            "1 while a stream is starting or running, 0 while it is restarting, fenced or stopped",
+            "1 while a stream is starting, running or in standby, 0 while it is restarting, fenced or stopped",
             up.clone(),
+        );
+        let standby = Family::<StreamLabel, Gauge>::default();
+        registry.register(
+            "stream_standby",
+            "1 while another instance holds the stream's lease and this one waits (scale-out: \
+             per stream, the instances with 0 here and 1 in stream_up are its holder)",
+            standby.clone(),
         );
         // Every stream's series exist from the start, at zero, so that `rate()` and alerts see
         // the first event and the first error (a series that appears with its first increment
@@ -188,6 +196,7 @@ impl Metrics {
             let _ = commit.get_or_create(&label);
             let _ = restarts.get_or_create(&label);
             let _ = up.get_or_create(&label);
+            let _ = standby.get_or_create(&label);
             for kind in ERROR_KINDS {
                 let _ = cycle_errors.get_or_create(&ErrorLabel {
                     stream: stream.clone(),
@@ -221,6 +230,7 @@ impl Metrics {
             last_ok: Mutex::new(HashMap::new()),
             restarts,
             up,
+            standby,
             health: Mutex::new(HashMap::new()),
             watermarks: Mutex::new(HashMap::new()),
             streams,
@@ -298,14 +308,20 @@ impl Metrics {
         out
     }
 
-    /// The streams whose last successful cycle is too old (or that never had one).
+    /// The streams whose last successful cycle is too old (or that never had one), leaving out
+    /// those in standby (another instance holds them and answers for them).
     pub fn not_ready(&self) -> Vec<String> {
         let last = self
             .last_ok
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let health = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.streams
             .iter()
+            .filter(|s| !matches!(health.get(*s), Some(StreamHealth::Standby { .. })))
             .filter(|s| last.get(*s).is_none_or(|t| t.elapsed() > self.ready_within))
             .cloned()
             .collect()
@@ -338,6 +354,9 @@ impl Metrics {
                     retry_in.as_secs_f64()
                 ),
                 StreamHealth::Fenced { error } => format!(": {error}"),
+                StreamHealth::Standby { error, retry_in } => {
+                    format!(": claims again in {:.1} s; {error}", retry_in.as_secs_f64())
+                }
                 _ => String::new(),
             };
             text.push_str(&format!("{stream}: {}{detail}\n", state.as_str()));
@@ -357,6 +376,9 @@ impl StreamMonitor for Metrics {
         self.up
             .get_or_create(&label)
             .set(i64::from(health.is_healthy()));
+        self.standby
+            .get_or_create(&label)
+            .set(i64::from(matches!(health, StreamHealth::Standby { .. })));
         self.health
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

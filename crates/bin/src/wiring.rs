@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use cflogs_cloudflare::{AuditLogSource, CloudflareClient};
 use cflogs_core::{
-    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, Pipeline, Policy, StreamId,
-    SystemClock,
+    AnalyticsSink, ArchiveSink, CheckpointStore, Claim, Clock, EventSource, Pipeline, Policy,
+    StreamId, SystemClock,
 };
 use cflogs_s3::ParquetArchive;
 use tracing::info;
@@ -160,11 +160,11 @@ impl Wired {
         })
     }
 
-    /// A pipeline for `stream` with `policy`.
+    /// A pipeline for `stream` with `policy`, taking the stream with `claim`.
     ///
     /// # Errors
     /// An invalid policy.
-    pub fn pipeline(&self, stream: &Stream, policy: Policy) -> Result<Pipeline> {
+    pub fn pipeline(&self, stream: &Stream, policy: Policy, claim: Claim) -> Result<Pipeline> {
         Ok(Pipeline::new(
             stream.source.clone(),
             self.storage.store.clone(),
@@ -172,7 +172,8 @@ impl Wired {
             self.storage.archive.clone() as Arc<dyn ArchiveSink>,
             self.storage.clock.clone(),
             policy,
-        )?)
+        )?
+        .with_claim(claim))
     }
 }
 

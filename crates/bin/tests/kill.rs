@@ -7,45 +7,15 @@
 //! own), which `bash scripts/test.sh` sets, or TimescaleDB in a container when Docker runs.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use arrow_array::{Array, StringArray};
 use chrono::{DurationRound, TimeDelta, Utc};
 
 mod common;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sqlx::{Connection, Row};
 
 const TOKEN: &str = "kill-test-token";
-
-/// The ids in every Parquet object under `dir` (one entry per row), by column.
-fn parquet_ids(dir: &Path, column: &str, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            parquet_ids(&path, column, out);
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            let file = std::fs::File::open(&path).unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .build()
-                .unwrap();
-            for batch in reader {
-                let batch = batch.unwrap();
-                let ids = batch
-                    .column_by_name(column)
-                    .unwrap_or_else(|| panic!("no {column} in {}", path.display()));
-                let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
-                out.extend((0..ids.len()).map(|i| ids.value(i).to_owned()));
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
@@ -65,13 +35,7 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
-    let storage: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", db_url.clone()),
-        (
-            "CFLOGS_ARCHIVE_URL",
-            format!("file://{}", archive.display()),
-        ),
-    ];
+    let storage = common::storage_env(&db_url, &archive);
     let mut env = common::sim_env(&sim, TOKEN);
     env.extend(storage.iter().cloned());
     env.extend([
@@ -86,6 +50,8 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
         ("CLOUDFLARE_PER_PAGE", "50".into()),
         ("CLOUDFLARE_RATE_LIMIT_PER_5_MIN", "3000".into()),
         ("CFLOGS_METRICS_ADDR", "127.0.0.1:0".into()),
+        // One instance restarted: each run takes its predecessor's lease back at once.
+        ("CFLOGS_INSTANCE_ID", "kill-test".into()),
     ]);
     let command = |args: &[&str]| {
         let mut cmd = common::command(dir.path(), &env, args);
@@ -134,8 +100,9 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
         "the killed runs finished the job: the kills came too late"
     );
 
-    // Restart once more and let it catch up.
-    let mut once = command(&["once"]);
+    // Restart once more and let it catch up. The last killed run's lease is still live, so
+    // this one-off run takes the stream over explicitly.
+    let mut once = command(&["once", "--take-over"]);
     let out = tokio::task::spawn_blocking(move || once.output().unwrap())
         .await
         .unwrap();
@@ -173,7 +140,7 @@ async fn run_killed_ten_times_still_lands_every_event_exactly_once() {
     conn.close().await.unwrap();
 
     let mut archived = Vec::new();
-    parquet_ids(&archive.join("audit_logs"), "event_id", &mut archived);
+    common::parquet_ids(&archive.join("audit_logs"), "event_id", &mut archived);
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
     for id in &archived {
         *counts.entry(id.as_str()).or_default() += 1;

@@ -40,8 +40,8 @@ pub use pipeline::{
     StreamHealth, StreamMonitor, Supervisor, reconcile, restore_checkpoint,
 };
 pub use ports::{
-    AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest, SystemClock,
-    WriteReport,
+    AnalyticsSink, ArchiveSink, CheckpointStore, Claim, Clock, EventSource, StageRequest,
+    SystemClock, WriteReport, lease_held, lease_renewed,
 };
 pub use schema::{
     BUILTIN_DATASETS, Column, ColumnType, Context, DatasetSchema, IdRule, JsonPath, TimeFormat,

@@ -67,6 +67,21 @@ pub trait EventSource: Send + Sync {
     async fn read(&self, at: &Position, request: &ReadRequest) -> Result<Option<Read>>;
 }
 
+/// Who claims a stream's lease ([`CheckpointStore::claim`]), for how long, and whether to take
+/// it from a holder whose lease is still live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The holder's identity (`CFLOGS_INSTANCE_ID`, by default the host name; a one-off command
+    /// adds a suffix): shown to the others, and the same holder claims its own lease again at
+    /// once (a restart).
+    pub holder: String,
+    /// How long the lease lasts without a renewal; the holder renews it well before.
+    pub ttl: Duration,
+    /// Take the lease even when another holder's is live (`--take-over`): that holder is fenced
+    /// at its next commit or renewal.
+    pub take_over: bool,
+}
+
 /// Keeps each stream's [`Checkpoint`] and its lease.
 ///
 /// # Contract
@@ -85,6 +100,19 @@ pub trait EventSource: Send + Sync {
 ///   every field intact (timestamps to the nanosecond, the pending manifest hashing the same).
 /// - A store whose commit outcome is unknown (connection lost during COMMIT) MUST return
 ///   [`Error::Transient`](crate::Error::Transient); the caller resolves it by `load`.
+/// - `claim(stream, initial, claim)` MUST do what `acquire` does, and record `claim.holder`
+///   with an expiry `claim.ttl` after the store's own clock (a database's `now()`, never the
+///   caller's), if and only if no other holder's lease is live: none is recorded, it expired,
+///   it is `claim.holder`'s own, or `claim.take_over`. Otherwise it MUST change nothing and
+///   return [`Error::Conflict`](crate::Error::Conflict) naming the holder and how long its
+///   lease still runs. `acquire` is a claim by nobody that takes over.
+/// - `renew(stream, lease, ttl)` MUST move the expiry of the lease whose token is `lease` to
+///   `ttl` after the store's clock, and return `Conflict` when the stream's lease token is
+///   another (the caller was fenced). `release(stream, lease)` MUST end that lease at once
+///   (others may claim it) and do nothing when the token is another.
+/// - The lease never decides what is committed: commits are fenced by `(seq, epoch, lease)`
+///   alone, so a holder whose lease expired unnoticed still cannot commit after another
+///   claimed the stream.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
@@ -96,6 +124,49 @@ pub trait CheckpointStore: Send + Sync {
 
     /// Compare-and-set on `(seq, epoch, lease)`; see the contract.
     async fn commit(&self, guard: CommitGuard, next: &Checkpoint) -> Result<()>;
+
+    /// Takes the stream's lease for `claim.holder` unless another's is live; see the contract.
+    async fn claim(
+        &self,
+        stream: &StreamId,
+        initial: Timestamp,
+        claim: &Claim,
+    ) -> Result<Checkpoint>;
+
+    /// Extends the lease whose token is `lease` by `ttl` from now; see the contract.
+    async fn renew(&self, stream: &StreamId, lease: u64, ttl: Duration) -> Result<()>;
+
+    /// Ends the lease whose token is `lease`; see the contract.
+    async fn release(&self, stream: &StreamId, lease: u64) -> Result<()>;
+}
+
+/// The `Conflict` a [`CheckpointStore::claim`] returns when `holder`'s lease on `stream` still
+/// runs for `remaining`, in the same words for every store.
+pub fn lease_held(stream: &StreamId, holder: &str, remaining: Duration) -> crate::Error {
+    crate::Error::conflict(
+        stream,
+        format!(
+            "held by {holder} (its lease runs {:.1} s more without a renewal): wait until it \
+             is released or expires, or take the stream with --take-over",
+            remaining.as_secs_f64()
+        ),
+    )
+}
+
+/// What a [`CheckpointStore::renew`] answers for the `rows` it updated: `Ok` for one, else the
+/// `Conflict` of a lease another instance took, in the same words for every store.
+///
+/// # Errors
+/// `Conflict` when `rows` is not 1.
+pub fn lease_renewed(stream: &StreamId, rows: u64) -> crate::Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(crate::Error::conflict(
+            stream,
+            "the lease was taken by another instance",
+        ))
+    }
 }
 
 /// What an [`AnalyticsSink::write`] did.

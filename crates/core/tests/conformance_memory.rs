@@ -243,6 +243,20 @@ impl CheckpointStore for Unfenced {
         };
         self.0.commit(guard, &next).await
     }
+    async fn claim(
+        &self,
+        stream: &StreamId,
+        initial: Timestamp,
+        claim: &cflogs_core::Claim,
+    ) -> Result<Checkpoint> {
+        self.0.claim(stream, initial, claim).await
+    }
+    async fn renew(&self, stream: &StreamId, lease: u64, ttl: std::time::Duration) -> Result<()> {
+        self.0.renew(stream, lease, ttl).await
+    }
+    async fn release(&self, stream: &StreamId, lease: u64) -> Result<()> {
+        self.0.release(stream, lease).await
+    }
 }
 
 #[tokio::test]

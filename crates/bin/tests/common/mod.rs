@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use arrow_array::{Array, StringArray};
 use cflogs_core::Timestamp;
 use cflogs_sim::{RunningSim, Simulator, SimulatorBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The simulated account.
 pub const ACCOUNT: &str = "acc1";
@@ -45,6 +47,17 @@ pub fn sim_env(sim: &RunningSim, token: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The settings that point `cflogs` at the database `db_url` and a local archive directory.
+pub fn storage_env(db_url: &str, archive: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db_url.to_owned()),
+        (
+            "CFLOGS_ARCHIVE_URL",
+            format!("file://{}", archive.display()),
+        ),
+    ]
+}
+
 /// `cflogs args` in `dir` with only `env` (and PATH, HOME, TMPDIR) in its environment.
 pub fn command(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cflogs"));
@@ -58,4 +71,31 @@ pub fn command(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// The ids in every Parquet object under `dir` (one entry per row), by column.
+pub fn parquet_ids(dir: &Path, column: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            parquet_ids(&path, column, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let ids = batch
+                    .column_by_name(column)
+                    .unwrap_or_else(|| panic!("no {column} in {}", path.display()));
+                let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+                out.extend((0..ids.len()).map(|i| ids.value(i).to_owned()));
+            }
+        }
+    }
 }

@@ -18,7 +18,9 @@ use crate::domain::{
     StreamId, Timestamp,
 };
 use crate::error::{Error, Result, error_chain};
-use crate::ports::{AnalyticsSink, ArchiveSink, CheckpointStore, Clock, EventSource, StageRequest};
+use crate::ports::{
+    AnalyticsSink, ArchiveSink, CheckpointStore, Claim, Clock, EventSource, StageRequest,
+};
 
 pub use policy::Policy;
 pub use supervise::{PipelineFactory, Progress, StreamHealth, StreamMonitor, Supervisor};
@@ -92,8 +94,9 @@ enum Lease {
     None,
     /// Held, and this is the stored checkpoint as of the last successful call.
     Held(Checkpoint),
-    /// Held as `epoch`, but a call failed: reload before trusting anything.
-    Stale(Epoch),
+    /// Held as `epoch` with lease token `lease`, but a call failed: reload before trusting
+    /// anything.
+    Stale(Epoch, u64),
     /// Another instance took the stream; this one must stop.
     Fenced,
 }
@@ -128,6 +131,11 @@ pub struct Pipeline {
     observer: Option<Arc<dyn CycleObserver>>,
     last_commit: Option<Duration>,
     read_ahead: Option<ReadAhead>,
+    claim: Option<Claim>,
+    /// When the lease was last claimed or renewed.
+    renewed: Option<tokio::time::Instant>,
+    /// A claim was sent and its lease is not held yet (see [`Pipeline::stop`]).
+    claiming: bool,
 }
 
 /// The next batch's read, started while the current batch is written, staged and committed:
@@ -183,6 +191,9 @@ impl Pipeline {
             observer: None,
             last_commit: None,
             read_ahead: None,
+            claim: None,
+            renewed: None,
+            claiming: false,
         })
     }
 
@@ -191,6 +202,65 @@ impl Pipeline {
     pub fn with_observer(mut self, observer: Arc<dyn CycleObserver>) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// The same pipeline, taking its stream with a lease for `claim.holder`
+    /// ([`CheckpointStore::claim`]) instead of unconditionally: the first cycle fails with a
+    /// `Conflict` while another holder's lease is live (unless `claim.take_over`), and the
+    /// lease is renewed every `claim.ttl / 3`, between cycles and while idle.
+    #[must_use]
+    pub fn with_claim(mut self, claim: Claim) -> Self {
+        self.claim = Some(claim);
+        self
+    }
+
+    /// The claim this pipeline takes its stream with, if any.
+    pub fn claim(&self) -> Option<&Claim> {
+        self.claim.as_ref()
+    }
+
+    /// Ends this instance's lease (a one-off run that finished), so that a daemon waiting in
+    /// standby takes the stream at once. Nothing to do without a claim or a lease.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn release(&mut self) -> Result<()> {
+        let lease = match &self.lease {
+            Lease::Held(cp) => cp.lease,
+            Lease::Stale(_, lease) => *lease,
+            Lease::None | Lease::Fenced => return Ok(()),
+        };
+        if self.claim.is_none() {
+            return Ok(());
+        }
+        self.read_ahead = None;
+        self.lease = Lease::None;
+        self.store.release(self.source.stream(), lease).await
+    }
+
+    /// Renews the lease when a third of its time has passed since the last claim or renewal.
+    async fn keep_alive(&mut self) -> Result<()> {
+        let (Some(claim), Lease::Held(cp)) = (&self.claim, &self.lease) else {
+            return Ok(());
+        };
+        if self.renewed.is_some_and(|at| at.elapsed() < claim.ttl / 3) {
+            return Ok(());
+        }
+        let (stream, lease, ttl, epoch) = (cp.stream.clone(), cp.lease, claim.ttl, cp.epoch);
+        match self.store.renew(&stream, lease, ttl).await {
+            Ok(()) => {
+                self.renewed = Some(tokio::time::Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                self.lease = if e.is_conflict() {
+                    Lease::Fenced
+                } else {
+                    Lease::Stale(epoch, lease)
+                };
+                Err(e)
+            }
+        }
     }
 
     /// The policy in force.
@@ -202,7 +272,7 @@ impl Pipeline {
     pub fn epoch(&self) -> Option<Epoch> {
         match &self.lease {
             Lease::Held(cp) => Some(cp.epoch),
-            Lease::Stale(epoch) => Some(*epoch),
+            Lease::Stale(epoch, _) => Some(*epoch),
             Lease::None | Lease::Fenced => None,
         }
     }
@@ -234,8 +304,9 @@ impl Pipeline {
     }
 
     async fn run_cycle(&mut self) -> Result<CycleOutcome> {
+        self.keep_alive().await?;
         let checkpoint = self.checkpoint().await?;
-        let epoch = checkpoint.epoch;
+        let (epoch, lease) = (checkpoint.epoch, checkpoint.lease);
         let result = self.cycle(checkpoint).await;
         self.cycles += 1;
         match result {
@@ -247,7 +318,7 @@ impl Pipeline {
                 self.lease = if e.is_conflict() {
                     Lease::Fenced
                 } else {
-                    Lease::Stale(epoch)
+                    Lease::Stale(epoch, lease)
                 };
                 Err(e)
             }
@@ -257,7 +328,7 @@ impl Pipeline {
     /// Runs cycles until `shutdown` completes, waiting the poll interval when caught up and
     /// backing off after transient failures. A cycle in flight when `shutdown` completes is
     /// abandoned, which the algorithm makes safe: whatever it did not commit is redone, and a
-    /// commit it made is published by the next start.
+    /// commit it made is published by the next start. With a claim the lease is then released.
     ///
     /// # Errors
     /// The first error that is not transient: a `Conflict` (another instance took the stream) or
@@ -271,7 +342,7 @@ impl Pipeline {
         loop {
             let result = tokio::select! {
                 biased;
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => return self.stop().await,
                 result = self.run_once() => result,
             };
             let pause = match result {
@@ -299,13 +370,74 @@ impl Pipeline {
             };
             if pause.is_zero() {
                 tokio::task::yield_now().await;
-            } else {
+                continue;
+            }
+            // Idle: sleep in slices short enough to renew the lease in time.
+            let until = tokio::time::Instant::now() + pause;
+            loop {
+                let slice = self
+                    .claim
+                    .as_ref()
+                    .map_or(pause, |c| (c.ttl / 3).max(Duration::from_millis(10)));
+                let wake = until.min(tokio::time::Instant::now() + slice);
                 tokio::select! {
                     biased;
-                    () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(pause) => {}
+                    () = &mut shutdown => return self.stop().await,
+                    () = tokio::time::sleep_until(wake) => {}
+                }
+                match self.keep_alive().await {
+                    Err(e) if e.is_conflict() => return Err(e),
+                    // The next cycle reloads the checkpoint and renews again.
+                    Err(e) => {
+                        warn!(stream = %self.source.stream(), error = %error_chain(&e), "lease renewal failed")
+                    }
+                    Ok(()) => {}
+                }
+                if wake >= until {
+                    break;
                 }
             }
+        }
+    }
+
+    /// A shutdown: the lease is released (within 2 s, else left to expire) so that another
+    /// instance takes the stream at once.
+    async fn stop(&mut self) -> Result<()> {
+        match tokio::time::timeout(Duration::from_secs(2), self.release_all()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(stream = %self.source.stream(), error = %error_chain(&e), "lease not released; it expires by itself");
+            }
+            Err(_) => {
+                warn!(stream = %self.source.stream(), "lease release timed out; it expires by itself");
+            }
+        }
+        Ok(())
+    }
+
+    /// [`release`](Self::release), and a claim the shutdown interrupted: it may have been
+    /// granted with a token this instance never saw, so it is claimed again (the same holder
+    /// re-claims at once; never a take-over) and that lease released.
+    async fn release_all(&mut self) -> Result<()> {
+        self.release().await?;
+        let Some(claim) = self.claim.clone().filter(|_| self.claiming) else {
+            return Ok(());
+        };
+        self.claiming = false;
+        let stream = self.source.stream().clone();
+        let claim = Claim {
+            take_over: false,
+            ..claim
+        };
+        match self
+            .store
+            .claim(&stream, self.policy.start_at, &claim)
+            .await
+        {
+            Ok(cp) => self.store.release(&stream, cp.lease).await,
+            // Held by another: the interrupted claim was refused, nothing of ours is left.
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -319,14 +451,28 @@ impl Pipeline {
                 "this instance was fenced by a newer lease",
             )),
             Lease::None => {
-                let cp = self.store.acquire(&stream, self.policy.start_at).await?;
+                let cp = match &self.claim {
+                    Some(claim) => {
+                        // Until the lease is held, a shutdown may have left a claim in the
+                        // store that this instance never saw: stop() takes it back to end it.
+                        self.claiming = true;
+                        let cp = self
+                            .store
+                            .claim(&stream, self.policy.start_at, claim)
+                            .await?;
+                        self.renewed = Some(tokio::time::Instant::now());
+                        cp
+                    }
+                    None => self.store.acquire(&stream, self.policy.start_at).await?,
+                };
                 info!(stream = %stream, epoch = %cp.epoch, seq = cp.seq, watermark = %cp.watermark, "lease acquired");
                 let cp = reconcile(self.store.as_ref(), self.archive.as_ref(), cp).await?;
                 self.lease = Lease::Held(cp.clone());
+                self.claiming = false;
                 Ok(cp)
             }
-            Lease::Stale(epoch) => {
-                let epoch = *epoch;
+            Lease::Stale(epoch, lease) => {
+                let (epoch, lease) = (*epoch, *lease);
                 let Some(cp) = self.store.load(&stream).await? else {
                     // The store lost the stream (a new database, a deleted row): acquire it
                     // again, which restores the checkpoint from the archive.
@@ -339,11 +485,19 @@ impl Pipeline {
                         ),
                     ));
                 };
-                if cp.epoch != epoch {
+                if cp.epoch != epoch || cp.lease != lease {
                     self.lease = Lease::Fenced;
                     return Err(Error::conflict(
                         &stream,
-                        format!("epoch {epoch} was fenced by epoch {}", cp.epoch),
+                        format!(
+                            "epoch {epoch} was fenced by epoch {} (lease {})",
+                            cp.epoch,
+                            if cp.lease == lease {
+                                "the same"
+                            } else {
+                                "another"
+                            }
+                        ),
                     ));
                 }
                 self.lease = Lease::Held(cp.clone());

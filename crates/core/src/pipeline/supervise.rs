@@ -98,8 +98,17 @@ pub enum StreamHealth {
         /// The wait before the next start.
         retry_in: Duration,
     },
-    /// Another instance took the stream's lease: this one stopped and does not take it back
-    /// (that would fence the other one in turn).
+    /// Another instance holds the stream's lease (a pipeline with a
+    /// [`Claim`](crate::Claim)): this one waits and claims it again once that lease expires or
+    /// is released.
+    Standby {
+        /// Who holds it and for how long, or how this one was fenced.
+        error: String,
+        /// The wait before the next claim.
+        retry_in: Duration,
+    },
+    /// Another instance took the stream's lease (a pipeline without a claim): this one stopped
+    /// and does not take it back (that would fence the other one in turn).
     Fenced {
         /// The conflict, as a chain of causes.
         error: String,
@@ -109,20 +118,22 @@ pub enum StreamHealth {
 }
 
 impl StreamHealth {
-    /// A short name: `starting`, `running`, `restarting`, `fenced`, `stopped`.
+    /// A short name: `starting`, `running`, `restarting`, `standby`, `fenced`, `stopped`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Starting => "starting",
             Self::Running => "running",
             Self::Restarting { .. } => "restarting",
+            Self::Standby { .. } => "standby",
             Self::Fenced { .. } => "fenced",
             Self::Stopped => "stopped",
         }
     }
 
-    /// Whether the stream is doing its job (starting or running).
+    /// Whether the stream is doing its job: starting, running, or in standby behind another
+    /// instance that holds it (scale-out: each stream runs on one instance).
     pub fn is_healthy(&self) -> bool {
-        matches!(self, Self::Starting | Self::Running)
+        matches!(self, Self::Starting | Self::Running | Self::Standby { .. })
     }
 }
 
@@ -139,9 +150,10 @@ pub type PipelineFactory = Box<dyn FnMut() -> Result<Pipeline> + Send>;
 /// Keeps one stream running: runs its pipeline, and when the pipeline stops with an error
 /// (fatal, invalid, or a panic) builds a new one and starts it again after a capped
 /// exponential backoff, telling a [`StreamMonitor`] each change. A stream is never silently
-/// gone: it is running, restarting (with the error and the wait), fenced by another instance
-/// (a `Conflict`: not restarted, so two instances do not take the stream from each other in
-/// turn), or stopped on request.
+/// gone: it is running, restarting (with the error and the wait), in standby while another
+/// instance's lease is live (pipelines with a [`Claim`](crate::Claim), which never take a live
+/// lease), fenced by another instance (a `Conflict` without a claim: not restarted, so two
+/// instances do not take the stream from each other in turn), or stopped on request.
 pub struct Supervisor {
     stream: StreamId,
     build: PipelineFactory,
@@ -149,6 +161,7 @@ pub struct Supervisor {
     monitor: Option<Arc<dyn StreamMonitor>>,
     restart_initial: Duration,
     restart_max: Duration,
+    standby_retry: Duration,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -201,6 +214,7 @@ impl Supervisor {
             monitor: None,
             restart_initial: Duration::from_secs(1),
             restart_max: Duration::from_secs(300),
+            standby_retry: Duration::from_secs(10),
         }
     }
 
@@ -227,13 +241,23 @@ impl Supervisor {
         self
     }
 
+    /// How often a stream in standby claims its lease again (default 10 s; a third of the
+    /// lease's time to live bounds how long a dead holder keeps its streams unclaimed).
+    #[must_use]
+    pub fn with_standby_retry(mut self, every: Duration) -> Self {
+        self.standby_retry = every.max(Duration::from_millis(1));
+        self
+    }
+
     /// The delay before restart number `restarts` (1-based).
     fn delay(&self, restarts: u32) -> Duration {
         super::policy::backoff(self.restart_initial, self.restart_max, restarts, jitter())
     }
 
     /// Runs the stream until `shutdown` completes (`Ok`), or until it is fenced by another
-    /// instance (the `Conflict`). A run in flight at shutdown is abandoned, which the algorithm
+    /// instance (the `Conflict`) when its pipelines take the stream without a
+    /// [`Claim`](crate::Claim); with one, a conflict is a standby and the stream is claimed
+    /// again every [`with_standby_retry`](Self::with_standby_retry). A run in flight at shutdown is abandoned, which the algorithm
     /// makes safe (see [`Pipeline::run`]).
     ///
     /// # Errors
@@ -253,17 +277,25 @@ impl Supervisor {
                 running: AtomicBool::new(false),
                 failures: failures.clone(),
             });
+            let mut claims = false;
             let error = match (self.build)() {
                 Err(e) => e,
                 Ok(pipeline) => {
+                    claims = pipeline.claim().is_some();
                     // On its own task, so that a panic in an adapter ends this run, not the
                     // process.
                     let pipeline = pipeline.with_observer(watch);
-                    let mut task = tokio::spawn(pipeline.run(std::future::pending()));
+                    let stop = Arc::new(tokio::sync::Notify::new());
+                    let told = stop.clone();
+                    let mut task = tokio::spawn(pipeline.run(async move { told.notified().await }));
                     let joined = tokio::select! {
                         biased;
                         () = &mut shutdown => {
-                            task.abort();
+                            // The pipeline abandons its cycle and releases its lease.
+                            stop.notify_one();
+                            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+                                task.abort();
+                            }
                             set(&self.monitor, &self.stream, StreamHealth::Stopped);
                             return Ok(());
                         }
@@ -286,6 +318,22 @@ impl Supervisor {
                 }
             };
             let chain = error_chain(&error);
+            if error.is_conflict() && claims {
+                let retry_in = self.standby_retry;
+                info!(stream = %self.stream, reason = %chain, retry_in_ms = retry_in.as_millis() as u64, "stream in standby: another instance holds it");
+                set(
+                    &self.monitor,
+                    &self.stream,
+                    StreamHealth::Standby {
+                        error: chain,
+                        retry_in,
+                    },
+                );
+                if stopped_during(&self.monitor, &self.stream, &mut shutdown, retry_in).await {
+                    return Ok(());
+                }
+                continue;
+            }
             if error.is_conflict() {
                 error!(stream = %self.stream, error = %chain, "stream fenced by another instance; not restarting it");
                 set(
@@ -308,16 +356,29 @@ impl Supervisor {
                     retry_in,
                 },
             );
-            tokio::select! {
-                biased;
-                () = &mut shutdown => {
-                    set(&self.monitor, &self.stream, StreamHealth::Stopped);
-                    return Ok(());
-                }
-                () = tokio::time::sleep(retry_in) => {}
+            if stopped_during(&self.monitor, &self.stream, &mut shutdown, retry_in).await {
+                return Ok(());
             }
             info!(stream = %self.stream, restarts, "restarting stream");
         }
+    }
+}
+
+/// Waits `pause` unless `shutdown` completes first (then reports the stream stopped and says
+/// so).
+async fn stopped_during<F: Future<Output = ()>>(
+    monitor: &Option<Arc<dyn StreamMonitor>>,
+    stream: &StreamId,
+    shutdown: &mut std::pin::Pin<&mut F>,
+    pause: Duration,
+) -> bool {
+    tokio::select! {
+        biased;
+        () = shutdown.as_mut() => {
+            set(monitor, stream, StreamHealth::Stopped);
+            true
+        }
+        () = tokio::time::sleep(pause) => false,
     }
 }
 
@@ -330,7 +391,6 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::Policy;
     use crate::cursors::OverlappingWindows;
     use crate::domain::schema::DatasetSchema;
     use crate::domain::{Dataset, Position, Read, ReadRequest};
@@ -339,6 +399,7 @@ mod tests {
     use crate::testing::{
         ManualClock, MemoryAnalytics, MemoryArchive, MemoryCheckpointStore, MemorySource,
     };
+    use crate::{Checkpoint, Claim, Policy};
 
     /// What the next reads of a [`Scripted`] source do before it reads for real.
     #[derive(Clone, Copy, Debug)]
@@ -457,6 +518,31 @@ mod tests {
             })
         }
 
+        /// The factory of a daemon that claims the stream as `holder`.
+        fn claiming(&self, holder: &str, ttl: Duration) -> PipelineFactory {
+            let mut build = self.factory();
+            let claim = Claim {
+                holder: holder.to_owned(),
+                ttl,
+                take_over: false,
+            };
+            Box::new(move || Ok(build()?.with_claim(claim.clone())))
+        }
+
+        /// Waits until `holder` holds the stream (`None`: nobody).
+        async fn wait_for_holder(&self, holder: Option<&str>) {
+            for _ in 0..2_000 {
+                if self.store.holder(&self.stream).as_deref() == holder {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            panic!(
+                "{holder:?} never held the stream (holder {:?})",
+                self.store.holder(&self.stream)
+            );
+        }
+
         async fn wait_for_events(&self, n: usize) {
             for _ in 0..2_000 {
                 if self.analytics.event_ids(&self.stream).len() >= n {
@@ -542,6 +628,119 @@ mod tests {
         assert_eq!(
             after.epoch, newer.epoch,
             "the lease stays with the newer instance"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_whose_stream_was_taken_waits_in_standby_and_takes_it_back_when_released() {
+        let w = world(&[]);
+        let seen = Arc::new(Seen::default());
+        let ttl = Duration::from_millis(300);
+        let supervisor = Supervisor::new(w.stream.clone(), w.claiming("daemon", ttl))
+            .with_monitor(seen.clone())
+            .with_standby_retry(Duration::from_millis(50));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(supervisor.run(async {
+            let _ = stopped.await;
+        }));
+        w.wait_for_events(20).await;
+        w.wait_for_holder(Some("daemon")).await;
+
+        // A one-off run takes the stream over (`once --take-over`) and holds it a while: the
+        // daemon meets the take-over at its next renewal and waits in standby, not fenced.
+        let once = Claim {
+            holder: "once".to_owned(),
+            ttl: Duration::from_secs(60),
+            take_over: true,
+        };
+        let taken = w.store.claim(&w.stream, t(0), &once).await.unwrap();
+        tokio::time::sleep(ttl * 2).await;
+        assert_eq!(w.store.holder(&w.stream).as_deref(), Some("once"));
+        assert!(
+            seen.names().contains(&"standby"),
+            "the daemon reports standby: {:?}",
+            seen.names()
+        );
+        assert!(!task.is_finished(), "the daemon keeps running");
+
+        // Released: the daemon takes the stream back and goes on with new events.
+        w.store.release(&w.stream, taken.lease).await.unwrap();
+        w.wait_for_holder(Some("daemon")).await;
+        w.memory.push(audit_event("sup", 99, t(3_700)), t(0));
+        w.clock.advance(Duration::from_secs(3_600));
+        w.wait_for_events(21).await;
+
+        // Stopped, it releases the lease: another instance may take the stream at once.
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+        assert_eq!(w.store.holder(&w.stream), None, "released at shutdown");
+        let mut ids = w.analytics.event_ids(&w.stream);
+        let stored = ids.len();
+        ids.dedup();
+        assert_eq!(stored, ids.len(), "an event stored twice");
+        assert_eq!(ids, w.memory.all_ids(), "input = output");
+        let names = seen.names();
+        assert_eq!(names.first(), Some(&"starting"));
+        assert_eq!(names.last(), Some(&"stopped"));
+        assert!(!names.contains(&"fenced"), "{names:?}");
+    }
+
+    /// A store whose first claim is granted but answered late (a reply lost in flight).
+    struct LateClaims(Arc<MemoryCheckpointStore>, std::sync::atomic::AtomicBool);
+
+    #[async_trait]
+    impl CheckpointStore for LateClaims {
+        async fn acquire(&self, stream: &StreamId, initial: Timestamp) -> Result<Checkpoint> {
+            self.0.acquire(stream, initial).await
+        }
+        async fn load(&self, stream: &StreamId) -> Result<Option<Checkpoint>> {
+            self.0.load(stream).await
+        }
+        async fn commit(&self, guard: crate::CommitGuard, next: &Checkpoint) -> Result<()> {
+            self.0.commit(guard, next).await
+        }
+        async fn claim(&self, s: &StreamId, initial: Timestamp, c: &Claim) -> Result<Checkpoint> {
+            let granted = self.0.claim(s, initial, c).await;
+            if !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            granted
+        }
+        async fn renew(&self, stream: &StreamId, lease: u64, ttl: Duration) -> Result<()> {
+            self.0.renew(stream, lease, ttl).await
+        }
+        async fn release(&self, stream: &StreamId, lease: u64) -> Result<()> {
+            self.0.release(stream, lease).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_granted_while_shutting_down_is_released_too() {
+        let w = world(&[]);
+        let store = Arc::new(LateClaims(w.store.clone(), false.into()));
+        let pipeline = Pipeline::new(
+            w.source.clone(),
+            store,
+            w.analytics.clone(),
+            w.archive.clone(),
+            w.clock.clone(),
+            w.policy.clone(),
+        )
+        .unwrap()
+        .with_claim(Claim {
+            holder: "daemon".to_owned(),
+            ttl: Duration::from_secs(60),
+            take_over: false,
+        });
+        // The shutdown comes while the granted claim's answer is still on its way.
+        pipeline
+            .run(tokio::time::sleep(Duration::from_millis(200)))
+            .await
+            .unwrap();
+        assert_eq!(
+            w.store.holder(&w.stream),
+            None,
+            "the claim the shutdown interrupted was released, not left to expire"
         );
     }
 }

@@ -388,6 +388,101 @@ pub async fn checkpoint_store(store: &dyn CheckpointStore, prefix: &str) {
         Some(restored.clone()),
         "the restored checkpoint, pending manifest and position included"
     );
+
+    checkpoint_leases(store, prefix).await;
+}
+
+/// The lease clauses of the [`CheckpointStore`] contract: a live lease of another holder is
+/// refused unless taken over, the same holder claims again, renewals and releases act only for
+/// the current token, and an expired lease is free (about 2 s of waiting).
+async fn checkpoint_leases(store: &dyn CheckpointStore, prefix: &str) {
+    use crate::ports::Claim;
+    let s = stream(prefix, "cp-lease");
+    let initial = at(2026, 11, 25, 9, 0, 0, 0);
+    let claim = |holder: &str, ttl_ms: u64, take_over: bool| Claim {
+        holder: holder.to_owned(),
+        ttl: std::time::Duration::from_millis(ttl_ms),
+        take_over,
+    };
+    let alpha = store
+        .claim(&s, initial, &claim("alpha", 60_000, false))
+        .await
+        .expect("a first claim");
+    match store
+        .claim(&s, initial, &claim("beta", 60_000, false))
+        .await
+    {
+        Err(Error::Conflict { detail, .. }) => assert!(
+            detail.contains("alpha"),
+            "CheckpointStore contract: a refused claim MUST name the holder: {detail}"
+        ),
+        other => panic!(
+            "CheckpointStore contract: a claim of a live lease: expected Conflict, got {other:?}"
+        ),
+    }
+    assert_eq!(
+        store.load(&s).await.expect("load").map(|c| c.epoch),
+        Some(alpha.epoch),
+        "a refused claim MUST change nothing"
+    );
+    let alpha = store
+        .claim(&s, initial, &claim("alpha", 60_000, false))
+        .await
+        .expect("the holder claims its own lease again (a restart)");
+    let beta = store
+        .claim(&s, initial, &claim("beta", 60_000, true))
+        .await
+        .expect("a take-over");
+    assert!(beta.epoch > alpha.epoch, "a take-over is a new epoch");
+    let mut moved = alpha.clone();
+    moved.watermark = initial + chrono::Duration::minutes(1);
+    expect_conflict(
+        store.commit(alpha.guard(), &moved).await,
+        "commit of the holder taken over",
+    );
+    expect_conflict(
+        store
+            .renew(&s, alpha.lease, std::time::Duration::from_secs(60))
+            .await,
+        "renewal by the holder taken over",
+    );
+    store
+        .release(&s, alpha.lease)
+        .await
+        .expect("a release with an old token");
+    expect_conflict(
+        store
+            .claim(&s, initial, &claim("alpha", 60_000, false))
+            .await,
+        "a release with an old token MUST NOT free the lease",
+    );
+    store
+        .renew(&s, beta.lease, std::time::Duration::from_secs(60))
+        .await
+        .expect("renewal by the holder");
+    store.release(&s, beta.lease).await.expect("release");
+    let alpha = store
+        .claim(&s, initial, &claim("alpha", 1_000, false))
+        .await
+        .expect("a released lease is free");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    store
+        .renew(&s, alpha.lease, std::time::Duration::from_millis(1_000))
+        .await
+        .expect("renewal");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    expect_conflict(
+        store
+            .claim(&s, initial, &claim("beta", 60_000, false))
+            .await,
+        "a claim of a renewed lease",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let beta = store
+        .claim(&s, initial, &claim("beta", 60_000, false))
+        .await
+        .expect("an expired lease is free");
+    assert_eq!(beta.seq, alpha.seq, "a claim MUST NOT reset the checkpoint");
 }
 
 /// Reads back what an [`AnalyticsSink`] stored, for [`analytics_sink`].

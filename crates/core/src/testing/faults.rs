@@ -206,6 +206,27 @@ impl<T: CheckpointStore + ?Sized> CheckpointStore for Faulty<T> {
             .apply("store.commit", self.inner.commit(guard, next))
             .await
     }
+
+    async fn claim(
+        &self,
+        stream: &StreamId,
+        initial: Timestamp,
+        claim: &crate::ports::Claim,
+    ) -> Result<Checkpoint> {
+        self.plan
+            .apply("store.claim", self.inner.claim(stream, initial, claim))
+            .await
+    }
+
+    async fn renew(&self, stream: &StreamId, lease: u64, ttl: std::time::Duration) -> Result<()> {
+        self.plan
+            .apply("store.renew", self.inner.renew(stream, lease, ttl))
+            .await
+    }
+
+    async fn release(&self, stream: &StreamId, lease: u64) -> Result<()> {
+        self.inner.release(stream, lease).await
+    }
 }
 
 #[async_trait]

@@ -345,6 +345,8 @@ impl ObjectSource for MemoryBucket {
 #[derive(Debug, Default)]
 pub struct MemoryCheckpointStore {
     checkpoints: Mutex<HashMap<StreamId, Vec<u8>>>,
+    /// Each stream's lease holder and expiry (on tokio's clock, so paused-time tests move it).
+    holders: Mutex<HashMap<StreamId, (String, tokio::time::Instant)>>,
 }
 
 impl MemoryCheckpointStore {
@@ -356,7 +358,30 @@ impl MemoryCheckpointStore {
     /// Forgets the stream's checkpoint, as a restored backup, a new database or a deleted row
     /// would; returns whether there was one.
     pub fn forget(&self, stream: &StreamId) -> bool {
-        lock(&self.checkpoints).remove(stream).is_some()
+        let mut checkpoints = lock(&self.checkpoints);
+        lock(&self.holders).remove(stream);
+        checkpoints.remove(stream).is_some()
+    }
+
+    /// The stream's lease holder while its lease is live.
+    pub fn holder(&self, stream: &StreamId) -> Option<String> {
+        lock(&self.holders)
+            .get(stream)
+            .filter(|(_, expires)| *expires > tokio::time::Instant::now())
+            .map(|(holder, _)| holder.clone())
+    }
+
+    fn take(
+        map: &mut HashMap<StreamId, Vec<u8>>,
+        stream: &StreamId,
+        initial: Timestamp,
+    ) -> Result<Checkpoint> {
+        let mut cp =
+            Self::get(map, stream)?.unwrap_or_else(|| Checkpoint::genesis(stream.clone(), initial));
+        cp.epoch = cp.epoch.next();
+        cp.lease = crate::domain::fresh_lease();
+        map.insert(stream.clone(), cp.to_json());
+        Ok(cp)
     }
 
     fn get(map: &HashMap<StreamId, Vec<u8>>, stream: &StreamId) -> Result<Option<Checkpoint>> {
@@ -370,12 +395,51 @@ impl MemoryCheckpointStore {
 impl CheckpointStore for MemoryCheckpointStore {
     async fn acquire(&self, stream: &StreamId, initial: Timestamp) -> Result<Checkpoint> {
         let mut map = lock(&self.checkpoints);
-        let mut cp = Self::get(&map, stream)?
-            .unwrap_or_else(|| Checkpoint::genesis(stream.clone(), initial));
-        cp.epoch = cp.epoch.next();
-        cp.lease = crate::domain::fresh_lease();
-        map.insert(stream.clone(), cp.to_json());
+        lock(&self.holders).remove(stream);
+        Self::take(&mut map, stream, initial)
+    }
+
+    async fn claim(
+        &self,
+        stream: &StreamId,
+        initial: Timestamp,
+        claim: &crate::ports::Claim,
+    ) -> Result<Checkpoint> {
+        let mut map = lock(&self.checkpoints);
+        let mut holders = lock(&self.holders);
+        let now = tokio::time::Instant::now();
+        if let Some((holder, expires)) = holders.get(stream)
+            && *expires > now
+            && *holder != claim.holder
+            && !claim.take_over
+        {
+            return Err(crate::ports::lease_held(stream, holder, *expires - now));
+        }
+        let cp = Self::take(&mut map, stream, initial)?;
+        holders.insert(stream.clone(), (claim.holder.clone(), now + claim.ttl));
         Ok(cp)
+    }
+
+    async fn renew(&self, stream: &StreamId, lease: u64, ttl: Duration) -> Result<()> {
+        let map = lock(&self.checkpoints);
+        let mut holders = lock(&self.holders);
+        match Self::get(&map, stream)? {
+            Some(cp) if cp.lease == lease => {
+                if let Some((_, expires)) = holders.get_mut(stream) {
+                    *expires = tokio::time::Instant::now() + ttl;
+                }
+                Ok(())
+            }
+            _ => crate::ports::lease_renewed(stream, 0),
+        }
+    }
+
+    async fn release(&self, stream: &StreamId, lease: u64) -> Result<()> {
+        let map = lock(&self.checkpoints);
+        if Self::get(&map, stream)?.is_some_and(|cp| cp.lease == lease) {
+            lock(&self.holders).remove(stream);
+        }
+        Ok(())
     }
 
     async fn load(&self, stream: &StreamId) -> Result<Option<Checkpoint>> {
