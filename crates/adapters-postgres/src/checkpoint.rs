@@ -57,15 +57,14 @@ impl PostgresCheckpointStore {
     }
 
     /// The stream taken with a new epoch and lease token for `claim`'s holder (nobody when
-    /// `None`), in one statement: the row lock makes concurrent takes draw strictly increasing
-    /// epochs, and the `WHERE` of the upsert refuses a live lease of another holder unless
-    /// `take_over` (then nothing is returned).
+    /// `None`: an acquire, which always takes), in one statement: the row lock makes concurrent
+    /// takes draw strictly increasing epochs, and the `WHERE` of the upsert refuses a live
+    /// lease of another holder unless the claim takes over (then nothing is returned).
     async fn take(
         &self,
         stream: &StreamId,
         initial: Timestamp,
         claim: Option<&Claim>,
-        take_over: bool,
     ) -> Result<Option<Checkpoint>> {
         let lease = fresh_lease();
         let genesis = Checkpoint {
@@ -106,7 +105,7 @@ impl PostgresCheckpointStore {
         .bind(bigint("lease", lease)?)
         .bind(claim.map(|c| c.holder.as_str()))
         .bind(claim.map(|c| c.ttl.as_secs_f64()))
-        .bind(take_over)
+        .bind(claim.is_none_or(|c| c.take_over))
         .fetch_optional(&mut *tx)
         .await;
         let row = match row {
@@ -135,7 +134,7 @@ impl PostgresCheckpointStore {
 #[async_trait]
 impl CheckpointStore for PostgresCheckpointStore {
     async fn acquire(&self, stream: &StreamId, initial: Timestamp) -> Result<Checkpoint> {
-        let taken = self.take(stream, initial, None, true).await?;
+        let taken = self.take(stream, initial, None).await?;
         Ok(taken.expect("an unconditional take returns the row"))
     }
 
@@ -145,10 +144,7 @@ impl CheckpointStore for PostgresCheckpointStore {
         initial: Timestamp,
         claim: &Claim,
     ) -> Result<Checkpoint> {
-        if let Some(cp) = self
-            .take(stream, initial, Some(claim), claim.take_over)
-            .await?
-        {
+        if let Some(cp) = self.take(stream, initial, Some(claim)).await? {
             return Ok(cp);
         }
         let (holder, remaining): (Option<String>, Option<f64>) = sqlx::query_as(

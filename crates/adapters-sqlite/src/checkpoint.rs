@@ -85,14 +85,14 @@ impl SqliteCheckpointStore {
     }
 
     /// The stream taken with a new epoch and lease token for `claim`'s holder (nobody when
-    /// `None`), unless another holder's lease is live and not `take_over`, in one
+    /// `None`: an acquire, which always takes), unless another holder's lease is live and the
+    /// claim does not take over, in one
     /// `BEGIN IMMEDIATE` transaction; expiries are SQLite's clock in milliseconds.
     async fn take(
         &self,
         stream: &StreamId,
         initial: Timestamp,
         claim: Option<&Claim>,
-        take_over: bool,
     ) -> Result<Taken> {
         let sql = |context| move |e| SqliteError::sql(context, e);
         let mut tx = self
@@ -112,7 +112,7 @@ impl SqliteCheckpointStore {
         if let (Some(holder), Some(expires)) = (holder, expires)
             && expires > now
             && Some(holder.as_str()) != mine
-            && !take_over
+            && claim.is_some_and(|c| !c.take_over)
         {
             let remaining = Duration::from_millis(u64::try_from(expires - now).unwrap_or(0));
             return Ok(Taken::Held { holder, remaining });
@@ -171,7 +171,7 @@ impl SqliteCheckpointStore {
 #[async_trait]
 impl CheckpointStore for SqliteCheckpointStore {
     async fn acquire(&self, stream: &StreamId, initial: Timestamp) -> Result<Checkpoint> {
-        match self.take(stream, initial, None, true).await? {
+        match self.take(stream, initial, None).await? {
             Taken::Checkpoint(cp) => Ok(*cp),
             Taken::Held { holder, .. } => Err(Error::fatal(
                 "checkpoint acquire",
@@ -186,10 +186,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         initial: Timestamp,
         claim: &Claim,
     ) -> Result<Checkpoint> {
-        match self
-            .take(stream, initial, Some(claim), claim.take_over)
-            .await?
-        {
+        match self.take(stream, initial, Some(claim)).await? {
             Taken::Checkpoint(cp) => Ok(*cp),
             Taken::Held { holder, remaining } => Err(lease_held(stream, &holder, remaining)),
         }

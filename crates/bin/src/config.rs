@@ -553,7 +553,14 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("./cflogs-data"));
         let keys = settings.keys();
         let given = |select: fn(&str) -> bool| keys.iter().any(|k| select(k));
-        let analytics = analytics(&raw, &given, &data_dir)?;
+        let lease_ttl = Duration::from_secs(raw.cflogs_lease_ttl_seconds.unwrap_or(30));
+        if !(Duration::from_secs(3)..=Duration::from_secs(3600)).contains(&lease_ttl) {
+            bail!(
+                "CFLOGS_LEASE_TTL_SECONDS must be 3 to 3600 (seconds a stream's lease outlives its \
+                 holder; default 30)"
+            );
+        }
+        let analytics = analytics(&raw, &given, &data_dir, lease_ttl)?;
         let archive = archive(&raw, &given, &data_dir)?;
         let metrics_addr = match raw.cflogs_metrics_addr.as_deref() {
             Some(v) if v.eq_ignore_ascii_case("off") => None,
@@ -569,13 +576,6 @@ impl Config {
             Some(id) => id.to_owned(),
             None => format!("{}:{}", host_name(), std::process::id()),
         };
-        let lease_ttl = Duration::from_secs(raw.cflogs_lease_ttl_seconds.unwrap_or(30));
-        if !(Duration::from_secs(3)..=Duration::from_secs(3600)).contains(&lease_ttl) {
-            bail!(
-                "CFLOGS_LEASE_TTL_SECONDS must be 3 to 3600 (seconds a stream's lease outlives its \
-                 holder; default 30)"
-            );
-        }
         Ok(Config {
             cloudflare,
             analytics,
@@ -794,7 +794,12 @@ fn stream_entry(
 
 /// PostgreSQL when any of its settings is given (a missing piece is then an error naming it,
 /// never a silent fall back to the embedded default); else SQLite under `data_dir`.
-fn analytics(raw: &Raw, given: Given<'_>, data_dir: &Path) -> Result<Analytics> {
+fn analytics(
+    raw: &Raw,
+    given: Given<'_>,
+    data_dir: &Path,
+    lease_ttl: Duration,
+) -> Result<Analytics> {
     use cflogs_postgres::{PgSslMode, PostgresConfig, TimescaleConfig, TimescaleMode};
     let any_pg =
         given(|k| k == "database_url" || k.starts_with("pg_") || k.starts_with("timescaledb"));
@@ -855,8 +860,7 @@ fn analytics(raw: &Raw, given: Given<'_>, data_dir: &Path) -> Result<Analytics> 
     }
     // A frozen instance's transaction (and its row locks) ends within two lease TTLs, so that
     // the instance that took its streams is not blocked behind it for longer.
-    let ttl = raw.cflogs_lease_ttl_seconds.unwrap_or(30);
-    pg = pg.with_stall_limit(Duration::from_secs(ttl.saturating_mul(2).max(10)));
+    pg = pg.with_stall_limit((lease_ttl * 2).max(Duration::from_secs(10)));
     let mut timescale = TimescaleConfig::default();
     if let Some(mode) = &raw.timescaledb {
         timescale.mode = TimescaleMode::from_str(mode)?;

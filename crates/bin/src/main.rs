@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Moves Cloudflare audit logs into PostgreSQL (or SQLite) and a Parquet archive, exactly once.
 ///
@@ -44,23 +44,28 @@ enum LogFormat {
     Json,
 }
 
+/// `--take-over`, shared by the commands that take streams.
+#[derive(Args, Debug)]
+struct TakeOver {
+    /// Take each stream's lease even while another instance holds it (that instance goes to
+    /// standby and claims the stream again once this one releases or loses it).
+    #[arg(long)]
+    take_over: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run every configured stream continuously, each supervised; stop cleanly on Ctrl-C or
     /// SIGTERM. A stream another instance holds waits in standby.
     Run {
-        /// Take each stream's lease even while another instance holds it (that instance goes
-        /// to standby and claims the stream again once this one releases or loses it).
-        #[arg(long)]
-        take_over: bool,
+        #[command(flatten)]
+        lease: TakeOver,
     },
     /// Catch every stream up once and exit (for cron and tests); refused for a stream another
     /// instance holds, unless --take-over.
     Once {
-        /// Take each stream's lease even while another instance holds it (that instance goes
-        /// to standby and claims the stream again once this one releases or loses it).
-        #[arg(long)]
-        take_over: bool,
+        #[command(flatten)]
+        lease: TakeOver,
     },
     /// Read a past range for streams cflogs has not read yet, with progress.
     Backfill {
@@ -70,10 +75,8 @@ enum Command {
         /// End (RFC 3339); default: now.
         #[arg(long)]
         until: Option<chrono::DateTime<chrono::Utc>>,
-        /// Take each stream's lease even while another instance holds it (that instance goes
-        /// to standby and claims the stream again once this one releases or loses it).
-        #[arg(long)]
-        take_over: bool,
+        #[command(flatten)]
+        lease: TakeOver,
     },
     /// Check the archive's hash chain and every object's SHA-256; exit 1 on any finding.
     Verify,
@@ -229,13 +232,15 @@ async fn main_async(cli: Cli) -> Result<ExitCode> {
     }
     let config = config::Config::from_settings(&settings, chrono::Utc::now())?;
     match cli.command {
-        Command::Run { take_over } => commands::run(&config, take_over, shutdown_signal()).await?,
-        Command::Once { take_over } => commands::once(&config, take_over).await?,
+        Command::Run { lease } => {
+            commands::run(&config, lease.take_over, shutdown_signal()).await?;
+        }
+        Command::Once { lease } => commands::once(&config, lease.take_over).await?,
         Command::Backfill {
             since,
             until,
-            take_over,
-        } => commands::backfill(&config, since, until, take_over).await?,
+            lease,
+        } => commands::backfill(&config, since, until, lease.take_over).await?,
         Command::Verify => {
             if !commands::verify(&config).await? {
                 return Ok(ExitCode::from(1));

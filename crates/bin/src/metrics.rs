@@ -179,8 +179,7 @@ impl Metrics {
         let standby = Family::<StreamLabel, Gauge>::default();
         registry.register(
             "stream_standby",
-            "1 while another instance holds the stream's lease and this one waits (scale-out: \
-             per stream, the instances with 0 here and 1 in stream_up are its holder)",
+            "1 while another instance holds the stream's lease and this one waits to take it",
             standby.clone(),
         );
         // Every stream's series exist from the start, at zero, so that `rate()` and alerts see

@@ -71,7 +71,7 @@ pub trait EventSource: Send + Sync {
 /// it from a holder whose lease is still live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
-    /// The holder's identity (`CFLOGS_INSTANCE_ID`, by default the host name; a one-off command
+    /// The holder's identity (`CFLOGS_INSTANCE_ID`, by default `hostname:pid`; a one-off command
     /// adds a suffix): shown to the others, and the same holder claims its own lease again at
     /// once (a restart).
     pub holder: String,

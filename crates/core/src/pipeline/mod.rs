@@ -101,6 +101,18 @@ enum Lease {
     Fenced,
 }
 
+impl Lease {
+    /// What is known of the lease held as `epoch` with token `lease` after a call failed with
+    /// `error`: fenced by a conflict, else to be reloaded.
+    fn after(error: &Error, epoch: Epoch, lease: u64) -> Self {
+        if error.is_conflict() {
+            Self::Fenced
+        } else {
+            Self::Stale(epoch, lease)
+        }
+    }
+}
+
 /// Moves one stream's events from an [`EventSource`] into an [`AnalyticsSink`] and an
 /// [`ArchiveSink`], exactly once, with progress in a [`CheckpointStore`].
 ///
@@ -253,11 +265,7 @@ impl Pipeline {
                 Ok(())
             }
             Err(e) => {
-                self.lease = if e.is_conflict() {
-                    Lease::Fenced
-                } else {
-                    Lease::Stale(epoch, lease)
-                };
+                self.lease = Lease::after(&e, epoch, lease);
                 Err(e)
             }
         }
@@ -315,11 +323,7 @@ impl Pipeline {
                 Ok(outcome)
             }
             Err(e) => {
-                self.lease = if e.is_conflict() {
-                    Lease::Fenced
-                } else {
-                    Lease::Stale(epoch, lease)
-                };
+                self.lease = Lease::after(&e, epoch, lease);
                 Err(e)
             }
         }
